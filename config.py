@@ -1,0 +1,183 @@
+"""The one place where defaults live: a dataclass tree, presets, YAML and command-line merging.
+
+A run's configuration is built in three layers, each overriding the last:
+
+1. a preset (`seed` — the design card's model — or `tiny` for tests),
+2. an optional YAML file (`--config my.yaml`, same nesting as `Config`),
+3. command-line overrides, either dedicated flags (`--epochs 5`) or dotted
+   keys (`--set model.num_layers=4 train.label_smoothing=0.0`).
+
+The resolved configuration is written to `<run_dir>/config.yaml`, so every run
+records exactly what produced it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+RESERVED_TOKENS = ("[PAD]", "[UNK]", "[START]", "[END]", "[SEP]")
+PAD_ID, UNK_ID, START_ID, END_ID, SEP_ID = range(len(RESERVED_TOKENS))
+
+
+@dataclass
+class DataConfig:
+    """Where dialogues come from and how they become examples."""
+
+    path: str | None = None  # CSV file; None -> the TFDS `chatbot_data` builder.
+    tfds_data_dir: str | None = None  # TFDS cache; None -> TFDS's default.
+    tfds_manual_dir: str | None = None  # Folder holding ChatbotData.csv (offline).
+    validation_fraction: float = 0.1
+    split_seed: int = 42
+    vocab_size: int = 8000
+    max_length: int = 40  # Tokens per sequence, [START]/[END] included.
+
+
+@dataclass
+class ModelConfig:
+    """Transformer encoder-decoder shape (see `model/transformer.py`)."""
+
+    num_layers: int = 2
+    hidden_dim: int = 512  # d_model.
+    num_heads: int = 4
+    intermediate_dim: int = 256  # Feed-forward width.
+    dropout: float = 0.1
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation and the `fit` loop."""
+
+    epochs: int = 30
+    batch_size: int = 64
+    learning_rate_scale: float = 1.0  # Multiplies the Noam schedule.
+    warmup_steps: int = 600  # ~4 epochs of ChatbotData at batch 64.
+    label_smoothing: float = 0.1
+    early_stopping_patience: int = 3
+    shuffle_buffer: int = 20000
+    jit_compile: bool = False  # Bucketed batches vary in shape; XLA would recompile per shape.
+    seed: int = 1234
+    sample_questions: list[str] = field(
+        default_factory=lambda: [
+            "안녕하세요",
+            "오늘 너무 피곤해",
+            "배고픈데 뭐 먹을까?",
+            "헤어진 지 한 달 됐어",
+            "주말에 뭐 하지?",
+        ]
+    )
+
+
+@dataclass
+class Config:
+    """Everything a run needs; saved as `<run_dir>/config.yaml`."""
+
+    preset: str = "seed"
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def save(self, path: Path) -> None:
+        Path(path).write_text(
+            yaml.safe_dump(self.to_dict(), allow_unicode=True, sort_keys=False),
+            encoding="utf-8",
+        )
+
+
+PRESETS: dict[str, dict] = {
+    # The design card's model: 2 layers, d_model 512, 4 heads, feed-forward 256.
+    "seed": {},
+    # Seconds-scale model for tests.
+    "tiny": {
+        "data": {"max_length": 24},
+        "model": {"num_layers": 1, "hidden_dim": 64, "num_heads": 2, "intermediate_dim": 128},
+        "train": {"epochs": 3, "batch_size": 32, "warmup_steps": 100},
+    },
+}
+
+
+def _merge(instance, overrides: dict, where: str = ""):
+    """Return a copy of dataclass `instance` with nested `overrides` applied."""
+    hints = typing.get_type_hints(type(instance))
+    known = {f.name for f in dataclasses.fields(instance)}
+    changes = {}
+    for key, value in overrides.items():
+        name = f"{where}{key}"
+        if key not in known:
+            raise KeyError(f"unknown config key {name!r}; known keys: {sorted(known)}")
+        current = getattr(instance, key)
+        if dataclasses.is_dataclass(current):
+            if not isinstance(value, dict):
+                raise TypeError(f"config key {name!r} is a section; give a mapping")
+            changes[key] = _merge(current, value, where=f"{name}.")
+        else:
+            changes[key] = _coerce(value, hints[key], name)
+    return dataclasses.replace(instance, **changes)
+
+
+def _coerce(value, hint, name: str):
+    """Convert a YAML/CLI value to the field's declared type, or fail naming the key."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        parsed = yaml.safe_load(value) if value != "" else value
+    else:
+        parsed = value
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):  # `X | None` -> X.
+        hint = next(t for t in typing.get_args(hint) if t is not type(None))
+    target = typing.get_origin(hint) or hint
+    if target is float and isinstance(parsed, int) and not isinstance(parsed, bool):
+        return float(parsed)
+    if target is str:
+        return str(value)
+    if not isinstance(parsed, target) or (target is int and isinstance(parsed, bool)):
+        raise TypeError(f"config key {name!r} expects {target.__name__}, got {value!r}")
+    return parsed
+
+
+def dotted_to_nested(assignments: list[str]) -> dict:
+    """Turn `["model.num_layers=4", ...]` into `{"model": {"num_layers": "4"}}`."""
+    nested: dict = {}
+    for item in assignments:
+        if "=" not in item:
+            raise ValueError(f"override {item!r} must look like section.key=value")
+        key, value = item.split("=", 1)
+        node = nested
+        *parents, leaf = key.strip().split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    return nested
+
+
+def build_config(
+    preset: str = "seed",
+    yaml_path: str | Path | None = None,
+    overrides: dict | None = None,
+) -> Config:
+    """Preset, then YAML file, then overrides (nested dict)."""
+    if preset not in PRESETS:
+        raise KeyError(f"unknown preset {preset!r}; choose one of {sorted(PRESETS)}")
+    config = _merge(Config(preset=preset), PRESETS[preset])
+    if yaml_path is not None:
+        loaded = yaml.safe_load(Path(yaml_path).read_text(encoding="utf-8")) or {}
+        loaded.pop("preset", None)
+        config = _merge(config, loaded)
+    if overrides:
+        config = _merge(config, overrides)
+    return config
+
+
+def load_config(path: str | Path) -> Config:
+    """Read a `config.yaml` written by `Config.save`."""
+    loaded = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    preset = loaded.pop("preset", "seed")
+    return _merge(Config(preset=preset), loaded)

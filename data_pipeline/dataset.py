@@ -1,0 +1,122 @@
+"""Examples -> batched `tf.data` pipelines in the model's data contract.
+
+Each element is `({"encoder_inputs": [B, S], "decoder_inputs": [B, T]}, targets [B, T])`:
+
+    encoder_inputs = context tokens
+    decoder_inputs = [START] + response tokens
+    targets        = response tokens + [END]      (decoder_inputs shifted by one)
+
+Tokenization runs inside the graph (tensorflow-text ops through keras-hub's
+WordPieceTokenizer). Truncation rule, with L = `max_length`:
+- the context keeps its *last* L tokens (the newest turns matter most);
+- the response keeps its *first* L - 1 tokens as decoder input and its first L
+  as target; a response longer than L - 1 tokens has no [END] in its target,
+  so the model never learns to stop mid-sentence.
+Batches are grouped by length (`bucket_by_sequence_length`) and each side is
+padded only to the longest sequence of its batch, so little padding is computed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import tensorflow as tf
+
+from config import END_ID, PAD_ID, START_ID
+from data_pipeline.examples import Example
+
+DEFAULT_BUCKET_BOUNDARIES = (6, 8, 10, 12, 14, 17, 21, 26, 33)
+
+
+def tokenize_pair(tokenizer, contexts, responses, max_length: int):
+    """Ragged token ids [B, None] for a batch of context and response strings."""
+    context_ids = tokenizer(contexts)[:, -max_length:]
+    response_ids = tokenizer(responses)[:, :max_length]
+    return tf.cast(context_ids, tf.int32), tf.cast(response_ids, tf.int32)
+
+
+def _to_model_tensors(context_ids, response_ids, max_length: int):
+    """One example's encoder input, decoder input and target (1-D, unpadded, same length)."""
+    decoder_inputs = tf.concat([tf.constant([START_ID], tf.int32), response_ids], axis=0)[:max_length]
+    targets = tf.concat([response_ids, tf.constant([END_ID], tf.int32)], axis=0)[:max_length]
+    return context_ids, decoder_inputs, targets
+
+
+def make_dataset(
+    examples: list[Example],
+    tokenizer,
+    *,
+    max_length: int,
+    batch_size: int,
+    shuffle: bool,
+    seed: int = 0,
+    shuffle_buffer: int = 20000,
+    bucket_boundaries: tuple[int, ...] = DEFAULT_BUCKET_BOUNDARIES,
+) -> tf.data.Dataset:
+    """The training (shuffle=True) or evaluation (shuffle=False) pipeline."""
+    if not examples:
+        raise ValueError("make_dataset: no examples")
+    contexts = tf.constant([e.context for e in examples], tf.string)
+    responses = tf.constant([e.response for e in examples], tf.string)
+    dataset = (
+        tf.data.Dataset.from_tensor_slices((contexts, responses))
+        .batch(1024)
+        .map(lambda c, r: tokenize_pair(tokenizer, c, r, max_length), num_parallel_calls=tf.data.AUTOTUNE)
+        .unbatch()
+        .map(lambda c, r: _to_model_tensors(c, r, max_length), num_parallel_calls=tf.data.AUTOTUNE)
+        .filter(lambda c, d, t: tf.shape(c)[0] > 0)
+        .cache()
+    )
+    if shuffle:
+        dataset = dataset.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
+    boundaries = [b for b in bucket_boundaries if b < max_length + 1]
+    dataset = dataset.bucket_by_sequence_length(
+        element_length_func=lambda c, d, t: tf.maximum(tf.shape(c)[0], tf.shape(d)[0]),
+        bucket_boundaries=boundaries,
+        bucket_batch_sizes=[batch_size] * (len(boundaries) + 1),
+        padding_values=(PAD_ID, PAD_ID, PAD_ID),
+    )
+    dataset = dataset.map(
+        lambda c, d, t: ({"encoder_inputs": c, "decoder_inputs": d}, t),
+        num_parallel_calls=tf.data.AUTOTUNE,
+    )
+    return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+@dataclass
+class PaddingStats:
+    """How much of what a pipeline feeds the model is padding."""
+
+    batches: int
+    real_tokens: int
+    total_tokens: int
+    mean_batch_padding: float  # Mean over batches of each batch's padding fraction.
+
+    @property
+    def padding_fraction(self) -> float:
+        return 1.0 - self.real_tokens / max(1, self.total_tokens)
+
+    def to_dict(self) -> dict:
+        return {
+            "batches": self.batches,
+            "real_tokens": self.real_tokens,
+            "total_tokens": self.total_tokens,
+            "padding_fraction": round(self.padding_fraction, 4),
+            "mean_batch_padding_fraction": round(self.mean_batch_padding, 4),
+        }
+
+
+def padding_stats(dataset: tf.data.Dataset) -> PaddingStats:
+    """Count real and padded positions over one pass (encoder + decoder inputs)."""
+    real = total = batches = 0
+    per_batch = []
+    for inputs, _ in dataset:
+        batch_real = batch_total = 0
+        for name in ("encoder_inputs", "decoder_inputs"):
+            ids = inputs[name].numpy()
+            batch_real += int(np.count_nonzero(ids != PAD_ID))
+            batch_total += ids.size
+        real, total, batches = real + batch_real, total + batch_total, batches + 1
+        per_batch.append(1.0 - batch_real / batch_total)
+    return PaddingStats(batches, real, total, float(np.mean(per_batch)) if per_batch else 0.0)

@@ -1,0 +1,117 @@
+"""Keras callbacks that make a run observable and resumable.
+
+- `SampleReplies`: greedy replies to fixed questions each epoch, printed and
+  written to TensorBoard as a text summary.
+- `Throughput`: seconds spent training (validation excluded) and non-padding
+  tokens per second, added to the epoch logs (so TensorBoard and history get them).
+- `ResumeMonitors`: after `BackupAndRestore` has restored the weights, restores
+  what it does not — the best validation loss that `ModelCheckpoint` and
+  `EarlyStopping` compare against, and early stopping's patience count — from
+  the run's `history.csv`, so a resumed run keeps the same "best" and stops at
+  the same epoch as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import time
+from pathlib import Path
+
+import keras
+import tensorflow as tf
+
+from model.generation import greedy_replies
+
+
+class SampleReplies(keras.callbacks.Callback):
+    def __init__(self, tokenizer, questions: list[str], log_dir: Path, max_reply_length: int = 30):
+        super().__init__()
+        self.tokenizer = tokenizer
+        self.questions = list(questions)
+        self.max_reply_length = max_reply_length
+        self.writer = tf.summary.create_file_writer(str(log_dir))
+
+    def on_epoch_end(self, epoch, logs=None):
+        if not self.questions:
+            return
+        replies = greedy_replies(self.model, self.tokenizer, self.questions, self.max_reply_length)
+        rows = ["| question | reply |", "|---|---|"]
+        for question, reply in zip(self.questions, replies):
+            rows.append(f"| {question} | {reply} |")
+            print(f"  {question} -> {reply}")
+        with self.writer.as_default():
+            tf.summary.text("sample_replies", "\n".join(rows), step=epoch)
+        self.writer.flush()
+
+
+class Throughput(keras.callbacks.Callback):
+    """Adds `train_seconds` and `train_tokens_per_second` (non-padding tokens) to epoch logs."""
+
+    def __init__(self, tokens_per_epoch: int):
+        super().__init__()
+        self.tokens_per_epoch = tokens_per_epoch
+        self.epoch_seconds: list[float] = []
+        self._start = self._end = None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start, self._end = time.perf_counter(), None
+
+    def on_test_begin(self, logs=None):
+        if self._start is not None and self._end is None:
+            self._end = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        seconds = (self._end or time.perf_counter()) - self._start
+        self.epoch_seconds.append(seconds)
+        if logs is not None:
+            logs["train_seconds"] = seconds
+            logs["train_tokens_per_second"] = self.tokens_per_epoch / seconds
+
+
+def read_history(path: Path) -> list[dict]:
+    if not Path(path).exists():
+        return []
+    with open(path, newline="", encoding="utf-8") as file:
+        return [{k: float(v) for k, v in row.items() if v not in ("", None)} for row in csv.DictReader(file)]
+
+
+def truncate_history(path: Path, epochs_done: int) -> list[dict]:
+    """Drop rows of epochs that the backup does not cover (killed after logging, before backup)."""
+    rows = [r for r in read_history(path) if int(r["epoch"]) < epochs_done]
+    if Path(path).exists():
+        with open(path, "w", newline="", encoding="utf-8") as file:
+            if rows:
+                writer = csv.DictWriter(file, fieldnames=list(rows[0]))
+                writer.writeheader()
+                for row in rows:
+                    writer.writerow({k: (int(v) if k == "epoch" else v) for k, v in row.items()})
+    return rows
+
+
+class ResumeMonitors(keras.callbacks.Callback):
+    """Put ModelCheckpoint/EarlyStopping back in the state they had before an interruption.
+
+    Must come *after* those callbacks in the list: their `on_train_begin` resets state.
+    """
+
+    def __init__(self, history: list[dict], checkpoint, early_stopping, monitor: str = "val_loss"):
+        super().__init__()
+        self.history, self.checkpoint, self.early_stopping, self.monitor = history, checkpoint, early_stopping, monitor
+
+    def on_train_begin(self, logs=None):
+        values = [row[self.monitor] for row in self.history if self.monitor in row]
+        if not values:
+            return
+        best_index = min(range(len(values)), key=values.__getitem__)
+        best = values[best_index]
+        self.checkpoint.best = best
+        self.early_stopping.best = best
+        self.early_stopping.best_epoch = int(self.history[best_index]["epoch"])
+        self.early_stopping.wait = len(values) - 1 - best_index
+        print(
+            f"Resumed monitors: best {self.monitor} {best:.4f} at epoch {best_index + 1}, "
+            f"{self.early_stopping.wait} epoch(s) without improvement"
+        )
+        if not math.isfinite(best):
+            self.checkpoint.best = self.early_stopping.best = float("inf")

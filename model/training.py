@@ -1,0 +1,180 @@
+"""One training run, start to finish, in a run directory.
+
+    <run_dir>/config.yaml          the resolved configuration
+    <run_dir>/data_report.json     rows kept / skipped / duplicates; split sizes
+    <run_dir>/data/*.jsonl         the train / validation split, as used
+    <run_dir>/vocab.txt            the WordPiece vocabulary
+    <run_dir>/logs/                TensorBoard: train/, validation/, samples/
+    <run_dir>/history.csv          one row per finished epoch
+    <run_dir>/checkpoints/best.weights.h5   best validation loss so far
+    <run_dir>/backup/              BackupAndRestore state (removed when training ends)
+    <run_dir>/model.keras          the final (best) model
+    <run_dir>/metrics.json         written last: the run is finished when it exists
+
+Re-running the same command on an interrupted run resumes from the last finished
+epoch; on a finished run it prints the results and trains nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import keras
+
+from config import Config, load_config
+from data_pipeline.dataset import make_dataset, padding_stats
+from data_pipeline.loading import prepare_data
+from model.callbacks import ResumeMonitors, SampleReplies, Throughput, truncate_history
+from model.generation import greedy_replies
+from model.metrics import MaskedAccuracy, MaskedSparseCrossentropy, perplexity
+from model.schedule import NoamSchedule
+from model.transformer import build_model
+
+# Keys that may differ between the saved and the re-run configuration of one run.
+RESUMABLE_CHANGES = {("train", "epochs"), ("train", "sample_questions")}
+
+
+class RunConfigMismatch(ValueError):
+    """The run directory was made by a different configuration."""
+
+
+def check_or_save_config(config: Config, run_dir: Path) -> None:
+    path = run_dir / "config.yaml"
+    if not path.exists():
+        config.save(path)
+        return
+    saved = load_config(path).to_dict()
+    current = config.to_dict()
+    differences = [
+        f"{section}.{key}: saved {saved[section][key]!r}, now {current[section][key]!r}"
+        for section in ("data", "model", "train")
+        for key in current[section]
+        if saved[section].get(key) != current[section][key] and (section, key) not in RESUMABLE_CHANGES
+    ]
+    if saved.get("preset") != current.get("preset"):
+        differences.insert(0, f"preset: saved {saved.get('preset')!r}, now {current.get('preset')!r}")
+    if differences:
+        raise RunConfigMismatch(
+            f"{run_dir} holds a run with a different configuration; use another --run-dir "
+            "or the saved settings. Differences:\n  " + "\n  ".join(differences)
+        )
+    config.save(path)  # Record allowed changes (e.g. more epochs).
+
+
+def compile_model(model, config: Config) -> None:
+    schedule = NoamSchedule(config.model.hidden_dim, config.train.warmup_steps, config.train.learning_rate_scale)
+    model.compile(
+        optimizer=keras.optimizers.Adam(schedule, beta_1=0.9, beta_2=0.98, epsilon=1e-9),
+        loss=MaskedSparseCrossentropy(label_smoothing=config.train.label_smoothing),
+        metrics=[MaskedAccuracy(), perplexity()],
+        jit_compile=config.train.jit_compile,
+    )
+
+
+def train(config: Config, run_dir: str | Path) -> dict:
+    """Train (or resume, or report) the run in `run_dir`; return its metrics."""
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    metrics_path = run_dir / "metrics.json"
+    if metrics_path.exists():
+        print(f"{run_dir} is a finished run (metrics.json exists); nothing to train. Use a new --run-dir.")
+        return json.loads(metrics_path.read_text(encoding="utf-8"))
+    check_or_save_config(config, run_dir)
+    keras.utils.set_random_seed(config.train.seed)
+
+    data = prepare_data(config.data, run_dir)
+    length = config.data.max_length
+    batch = config.train.batch_size
+    train_ds = make_dataset(
+        data.train, data.tokenizer, max_length=length, batch_size=batch, shuffle=True,
+        seed=config.train.seed, shuffle_buffer=config.train.shuffle_buffer,
+    )
+    validation_ds = make_dataset(data.validation, data.tokenizer, max_length=length, batch_size=batch, shuffle=False)
+    train_padding = padding_stats(train_ds)
+    print(
+        f"{len(data.train)} training / {len(data.validation)} validation examples, "
+        f"vocabulary {len(data.vocabulary)}; padding computed: "
+        f"{train_padding.padding_fraction:.1%} of positions (mean per batch {train_padding.mean_batch_padding:.1%})"
+    )
+
+    model = build_model(config.model, len(data.vocabulary), length)
+    compile_model(model, config)
+
+    epochs_done = _epochs_in_backup(run_dir / "backup")
+    history = truncate_history(run_dir / "history.csv", epochs_done)
+    if epochs_done:
+        print(f"Resuming {run_dir} after epoch {epochs_done} (of at most {config.train.epochs}).")
+
+    checkpoint = keras.callbacks.ModelCheckpoint(
+        str(run_dir / "checkpoints" / "best.weights.h5"), monitor="val_loss", save_best_only=True,
+        save_weights_only=True,
+    )
+    early_stopping = keras.callbacks.EarlyStopping(
+        monitor="val_loss", patience=config.train.early_stopping_patience, verbose=1
+    )
+    throughput = Throughput(train_padding.real_tokens)
+    callbacks = [
+        keras.callbacks.BackupAndRestore(str(run_dir / "backup"), double_checkpoint=True),
+        throughput,
+        SampleReplies(data.tokenizer, config.train.sample_questions, run_dir / "logs" / "samples"),
+        keras.callbacks.TensorBoard(str(run_dir / "logs")),
+        keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=True),
+        checkpoint,
+        early_stopping,
+        ResumeMonitors(history, checkpoint, early_stopping),
+    ]
+    (run_dir / "checkpoints").mkdir(exist_ok=True)
+    started = time.perf_counter()
+    model.fit(train_ds, validation_data=validation_ds, epochs=config.train.epochs, callbacks=callbacks, verbose=2)
+    session_seconds = time.perf_counter() - started
+
+    return finish_run(model, data, validation_ds, run_dir, throughput, session_seconds, train_padding)
+
+
+def _epochs_in_backup(backup_dir: Path) -> int:
+    for name in ("training_metadata.json", "training_metadata.json.bkp"):
+        path = backup_dir / name
+        if path.exists():
+            try:
+                return int(json.loads(path.read_text())["epoch"])
+            except (ValueError, KeyError):
+                continue
+    return 0
+
+
+def finish_run(model, data, validation_ds, run_dir: Path, throughput, session_seconds, train_padding) -> dict:
+    """Load the best weights, evaluate them, save the model and write metrics.json (last)."""
+    model.load_weights(str(run_dir / "checkpoints" / "best.weights.h5"))
+    results = model.evaluate(validation_ds, return_dict=True, verbose=0)
+    history = truncate_history(run_dir / "history.csv", 10**9)
+    best_epoch = 1 + min(range(len(history)), key=lambda i: history[i]["val_loss"])
+    model.save(run_dir / "model.keras")
+    samples = greedy_replies(model, data.tokenizer, [e.context for e in data.validation[:5]])
+    seconds = sum(r.get("train_seconds", 0.0) for r in history)
+    metrics = {
+        "best_epoch": best_epoch,
+        "epochs_trained": len(history),
+        "validation_loss": results["loss"],
+        "validation_perplexity": results["perplexity"],
+        "validation_token_accuracy": results["token_accuracy"],
+        "wall_seconds_this_session": round(session_seconds, 1),
+        "train_seconds_per_epoch": round(seconds / max(1, len(history)), 1),
+        "train_tokens_per_second": round(train_padding.real_tokens * len(history) / max(seconds, 1e-9), 1),
+        "train_padding": train_padding.to_dict(),
+        "examples": {"train": len(data.train), "validation": len(data.validation)},
+        "sample_replies": [
+            {"context": e.context, "reference": e.response, "reply": r}
+            for e, r in zip(data.validation[:5], samples)
+        ],
+    }
+    tmp = run_dir / "metrics.json.tmp"
+    tmp.write_text(json.dumps(metrics, ensure_ascii=False, indent=2), encoding="utf-8")
+    tmp.replace(run_dir / "metrics.json")
+    print(
+        f"best epoch {best_epoch}: validation loss {metrics['validation_loss']:.4f}, "
+        f"perplexity {metrics['validation_perplexity']:.2f}, "
+        f"token accuracy {metrics['validation_token_accuracy']:.4f}"
+    )
+    return metrics

@@ -1,0 +1,58 @@
+"""Shared fixtures: the shared Korean data, a tiny configuration, a tokenizer."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+SHARED_DATA = Path(os.environ.get("CHATBOT_SHARED_DATA", ROOT.parent / "shared" / "data"))
+CHATBOT_CSV = SHARED_DATA / "ChatbotData.csv"
+
+
+@pytest.fixture(scope="session")
+def chatbot_csv() -> Path:
+    assert CHATBOT_CSV.exists(), f"shared data not found at {CHATBOT_CSV}; set CHATBOT_SHARED_DATA"
+    return CHATBOT_CSV
+
+
+@pytest.fixture(scope="session")
+def chatbot_dialogues(chatbot_csv):
+    from data_pipeline.sources import read_qa_csv
+
+    dialogues, _ = read_qa_csv(chatbot_csv)
+    return dialogues
+
+
+@pytest.fixture(scope="session")
+def vocabulary(chatbot_dialogues):
+    from data_pipeline.vocab import learn_vocabulary
+
+    texts = [turn for d in chatbot_dialogues[:3000] for turn in d.turns]
+    return learn_vocabulary(texts, vocab_size=8000)
+
+
+@pytest.fixture(scope="session")
+def tokenizer(vocabulary):
+    from data_pipeline.vocab import make_tokenizer
+
+    return make_tokenizer(vocabulary)
+
+
+@pytest.fixture
+def tiny_config():
+    from config import build_config
+
+    return build_config("tiny")
+
+
+def write_bytes(tmp_path: Path, name: str, data: bytes) -> Path:
+    path = tmp_path / name
+    path.write_bytes(data)
+    return path

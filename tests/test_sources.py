@@ -1,0 +1,99 @@
+"""data_pipeline/sources.py: every bad-CSV case is either kept (normalised) or skipped with file and line."""
+
+import logging
+import unicodedata
+
+import pytest
+
+from conftest import write_bytes
+from data_pipeline.sources import DataError, normalize_text, read_qa_csv
+
+
+def read(tmp_path, text: str | bytes, caplog=None):
+    data = text.encode("utf-8") if isinstance(text, str) else text
+    return read_qa_csv(write_bytes(tmp_path, "data.csv", data))
+
+
+def test_real_chatbot_data(chatbot_csv):
+    dialogues, report = read_qa_csv(chatbot_csv)
+    assert report.duplicates == 73  # The data README's count.
+    assert report.kept == len(dialogues) == 11023 - 73
+    assert not report.skipped
+
+
+def test_missing_columns_names_what_was_found(tmp_path):
+    with pytest.raises(DataError, match=r"missing column\(s\) \['A'\].*found columns \['Q', 'answer'\]"):
+        read(tmp_path, "Q,answer\n안녕,반가워\n")
+
+
+def test_empty_file(tmp_path):
+    with pytest.raises(DataError, match="empty"):
+        read(tmp_path, "")
+
+
+def test_empty_and_nan_cells_skipped_with_line(tmp_path, caplog):
+    with caplog.at_level(logging.WARNING):
+        dialogues, report = read(tmp_path, "Q,A\n안녕,반가워\n,빈 질문\n질문,\nNaN,답\n   ,  \n잘 가,또 봐\n")
+    assert [d.turns for d in dialogues] == [("안녕", "반가워"), ("잘 가", "또 봐")]
+    assert report.skipped["empty cell"] == 4
+    for line in (3, 4, 5, 6):
+        assert f"data.csv:{line}: skipped row: empty cell" in caplog.text
+
+
+def test_bom_crlf_quoted_commas_and_newlines(tmp_path):
+    text = '\ufeffQ,A,label\r\n"밥, 먹었어?","응, 먹었어",0\r\n"여러\r\n줄 질문","답",1\r\n끝,마지막,0\r\n'
+    dialogues, report = read(tmp_path, text)
+    assert [d.turns for d in dialogues] == [("밥, 먹었어?", "응, 먹었어"), ("여러 줄 질문", "답"), ("끝", "마지막")]
+    assert [d.source.rsplit(":", 1)[1] for d in dialogues] == ["2", "3", "5"]
+    assert not report.skipped
+
+
+def test_stray_whitespace_is_normalised(tmp_path):
+    dialogues, _ = read(tmp_path, "Q,A\n  안녕   하세요 \t, 반가워\u3000요  \n")
+    assert dialogues[0].turns == ("안녕 하세요", "반가워 요")
+
+
+def test_nfd_input_becomes_nfc(tmp_path):
+    nfd = unicodedata.normalize("NFD", "한국어")
+    assert nfd != "한국어"
+    dialogues, _ = read(tmp_path, f"Q,A\n{nfd},좋아\n")
+    assert dialogues[0].turns[0] == "한국어"
+
+
+def test_undecodable_bytes_skip_only_that_row(tmp_path, caplog):
+    data = "Q,A\n안녕,반가워\n".encode() + b"bad\xff\xfe,x\n" + "또,봐\n".encode()
+    with caplog.at_level(logging.WARNING):
+        dialogues, report = read(tmp_path, data)
+    assert [d.turns for d in dialogues] == [("안녕", "반가워"), ("또", "봐")]
+    assert report.skipped["undecodable bytes"] == 1
+    assert "data.csv:3: skipped row: undecodable bytes" in caplog.text
+
+
+def test_cp949_file_is_decoded(tmp_path):
+    dialogues, report = read(tmp_path, "Q,A\n안녕,반가워\n".encode("cp949"))
+    assert dialogues[0].turns == ("안녕", "반가워")
+    assert report.encoding == "cp949"
+
+
+def test_malformed_line_skipped_with_physical_line(tmp_path, caplog):
+    text = 'Q,A\n"두\n줄",답\n\n하나,둘,셋\n좋아,그래\n'
+    with caplog.at_level(logging.WARNING):
+        dialogues, report = read(tmp_path, text)
+    assert [d.turns for d in dialogues] == [("두 줄", "답"), ("좋아", "그래")]
+    assert report.skipped["malformed CSV line"] == 1
+    assert "data.csv:5: skipped row: malformed CSV line" in caplog.text
+
+
+def test_exact_duplicates_dropped_and_counted(tmp_path):
+    dialogues, report = read(tmp_path, "Q,A\n안녕,반가워\n안녕 ,반가워\n안녕,반가워요\n")
+    assert len(dialogues) == 2 and report.duplicates == 1
+    assert report.to_dict()["duplicates_dropped"] == 1
+
+
+def test_no_usable_rows_is_an_error(tmp_path):
+    with pytest.raises(DataError, match="no usable rows"):
+        read(tmp_path, "Q,A\n,\n")
+
+
+def test_normalize_text():
+    assert normalize_text(" a \n b\r\nc ") == "a b c"

@@ -1,0 +1,142 @@
+"""model/training.py and train.py: a real run that learns, TensorBoard output, resume after kill -9."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import keras
+import pytest
+import tensorflow as tf
+
+from config import build_config
+from conftest import ROOT
+from model.training import RunConfigMismatch, check_or_save_config, train
+
+
+def event_tags(log_dir: Path) -> dict[str, list]:
+    """tag -> values (floats for scalars, strings for text) from TensorBoard event files."""
+    tags: dict[str, list] = {}
+    for path in log_dir.glob("events.out.tfevents.*"):
+        for event in tf.compat.v1.train.summary_iterator(str(path)):
+            for value in event.summary.value:
+                array = tf.make_ndarray(value.tensor)
+                item = array.item() if array.size == 1 else array.tolist()
+                tags.setdefault(value.tag, []).append(item.decode() if isinstance(item, bytes) else item)
+    return tags
+
+
+@pytest.fixture(scope="module")
+def real_run(tmp_path_factory, chatbot_csv):
+    """The tiny preset trained on the real ChatbotData for a few epochs."""
+    run_dir = tmp_path_factory.mktemp("runs") / "tiny"
+    config = build_config("tiny", overrides={"data": {"path": str(chatbot_csv)}, "train": {"epochs": 6}})
+    metrics = train(config, run_dir)
+    return run_dir, metrics
+
+
+def test_real_training_learns(real_run):
+    run_dir, metrics = real_run
+    history = [json.loads(json.dumps(r)) for r in __import__("csv").DictReader(open(run_dir / "history.csv"))]
+    first, best = float(history[0]["val_loss"]), min(float(r["val_loss"]) for r in history)
+    assert best <= 0.7 * first, f"validation loss fell only from {first:.3f} to {best:.3f}"
+    assert metrics["validation_loss"] == pytest.approx(best, rel=1e-3)  # Best weights kept.
+    assert metrics["validation_token_accuracy"] > 0.2
+    for key in ("validation_perplexity", "train_tokens_per_second", "train_seconds_per_epoch", "best_epoch"):
+        assert metrics[key] > 0
+    assert len(metrics["sample_replies"]) == 5
+
+
+def test_run_directory_contents(real_run):
+    run_dir, _ = real_run
+    for name in ("config.yaml", "vocab.txt", "data/train.jsonl", "data/validation.jsonl", "data_report.json",
+                 "checkpoints/best.weights.h5", "model.keras", "metrics.json", "history.csv"):
+        assert (run_dir / name).exists(), name
+    assert not (run_dir / "backup").exists()  # BackupAndRestore cleans up after a finished run.
+    report = json.loads((run_dir / "data_report.json").read_text())
+    assert report["read"]["duplicates_dropped"] == 73
+    assert report["train_examples"] + report["validation_examples"] == 11023 - 73
+
+
+def test_tensorboard_events(real_run):
+    run_dir, metrics = real_run
+    train_tags, validation_tags = event_tags(run_dir / "logs" / "train"), event_tags(run_dir / "logs" / "validation")
+    for tag in ("epoch_loss", "epoch_token_accuracy", "epoch_perplexity", "epoch_learning_rate"):
+        assert len(train_tags[tag]) == metrics["epochs_trained"], tag
+    for tag in ("epoch_loss", "epoch_token_accuracy", "epoch_perplexity"):
+        assert len(validation_tags[tag]) == metrics["epochs_trained"], tag
+    samples = event_tags(run_dir / "logs" / "samples")["sample_replies"]
+    assert len(samples) == metrics["epochs_trained"] and "안녕하세요" in samples[-1]
+
+
+def test_saved_model_reloads(real_run):
+    run_dir, _ = real_run
+    model = keras.saving.load_model(run_dir / "model.keras")
+    assert model.count_params() > 0 and model.max_length == 24
+
+
+def test_finished_run_is_not_retrained(real_run, capsys):
+    run_dir, metrics = real_run
+    before = (run_dir / "history.csv").read_text()
+    config = build_config("tiny", overrides={"data": {"path": "unused.csv"}})
+    assert train(config, run_dir) == json.loads((run_dir / "metrics.json").read_text())
+    assert "finished run" in capsys.readouterr().out
+    assert (run_dir / "history.csv").read_text() == before
+
+
+def test_changed_config_is_refused(tmp_path):
+    check_or_save_config(build_config("tiny"), tmp_path)
+    check_or_save_config(build_config("tiny", overrides={"train": {"epochs": 9}}), tmp_path)  # Allowed.
+    with pytest.raises(RunConfigMismatch, match="model.hidden_dim: saved 64, now 32"):
+        check_or_save_config(build_config("tiny", overrides={"model": {"hidden_dim": 32}}), tmp_path)
+
+
+def run_train(args, **kwargs):
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONUNBUFFERED": "1"}
+    return subprocess.Popen(
+        [sys.executable, str(ROOT / "train.py"), *args], cwd=ROOT, env=env,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kwargs,
+    )
+
+
+def test_resume_after_kill_9(tmp_path, chatbot_csv):
+    lines = chatbot_csv.read_text(encoding="utf-8").splitlines()
+    small = tmp_path / "small.csv"
+    small.write_text("\n".join(lines[:2001]) + "\n", encoding="utf-8")
+    run_dir = tmp_path / "run"
+    args = ["--preset", "tiny", "--data", str(small), "--run-dir", str(run_dir), "--epochs", "4",
+            "--set", "train.early_stopping_patience=10"]
+
+    first = run_train(args)
+    metadata = run_dir / "backup" / "training_metadata.json"
+    deadline = time.time() + 300
+    while time.time() < deadline and first.poll() is None:
+        if metadata.exists() and json.loads(metadata.read_text() or "{}").get("epoch", 0) >= 1:
+            break
+        time.sleep(0.05)
+    assert first.poll() is None, "first run ended before it could be killed:\n" + first.stdout.read()
+    time.sleep(0.5)  # Into epoch 2.
+    os.kill(first.pid, signal.SIGKILL)
+    first.wait()
+    assert not (run_dir / "metrics.json").exists()
+
+    second = run_train(args)
+    output, _ = second.communicate(timeout=600)
+    assert second.returncode == 0, output
+    assert "Resuming" in output
+    history = (run_dir / "history.csv").read_text().splitlines()
+    epochs = [int(row.split(",")[0]) for row in history[1:]]
+    assert epochs == [0, 1, 2, 3], history
+    assert json.loads((run_dir / "metrics.json").read_text())["epochs_trained"] == 4
+
+
+def test_cli_reports_bad_data(tmp_path):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("question,answer\n안녕,반가워\n", encoding="utf-8")
+    process = run_train(["--preset", "tiny", "--data", str(bad), "--run-dir", str(tmp_path / "r")])
+    output, _ = process.communicate(timeout=300)
+    assert process.returncode == 1
+    assert f"{bad}: missing column(s)" in output and "found columns ['question', 'answer']" in output

@@ -1,0 +1,79 @@
+"""Train the Korean chatbot: `python train.py [--data FILE] [--preset seed|tiny] [...]`.
+
+With no --data, ChatbotData comes through its TFDS builder (downloaded on a
+connected machine; offline, pass --tfds-manual-dir DIR holding ChatbotData.csv).
+Re-running the same command resumes an interrupted run. See README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--preset", default="seed", help="seed (default, the design card's model) or tiny")
+    parser.add_argument("--config", help="YAML file with overrides (same nesting as config.yaml)")
+    parser.add_argument("--data", help="question/answer CSV (Q,A[,label]); default: the TFDS builder")
+    parser.add_argument("--tfds-manual-dir", help="folder holding ChatbotData.csv for the TFDS builder offline")
+    parser.add_argument("--tfds-data-dir", help="TFDS cache folder (default: TFDS's own)")
+    parser.add_argument("--epochs", type=int, help="maximum epochs (early stopping may end sooner)")
+    parser.add_argument("--batch-size", type=int)
+    parser.add_argument("--run-dir", help="run directory (default: runs/<preset>-<data name>)")
+    parser.add_argument(
+        "--set", nargs="*", default=[], metavar="SECTION.KEY=VALUE",
+        help="any other setting, e.g. --set model.num_layers=4 train.label_smoothing=0",
+    )
+    return parser.parse_args(argv)
+
+
+def resolve(args: argparse.Namespace):
+    from config import build_config, dotted_to_nested
+
+    overrides = dotted_to_nested(args.set)
+    flags = {
+        ("data", "path"): args.data,
+        ("data", "tfds_manual_dir"): args.tfds_manual_dir,
+        ("data", "tfds_data_dir"): args.tfds_data_dir,
+        ("train", "epochs"): args.epochs,
+        ("train", "batch_size"): args.batch_size,
+    }
+    for (section, key), value in flags.items():
+        if value is not None:
+            overrides.setdefault(section, {})[key] = value
+    config = build_config(args.preset, args.config, overrides)
+    data_name = Path(config.data.path).stem if config.data.path else "chatbot_data"
+    run_dir = Path(args.run_dir or Path("runs") / f"{config.preset}-{data_name}")
+    return config, run_dir
+
+
+def main(argv=None) -> int:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
+    args = parse_args(argv)
+    try:
+        config, run_dir = resolve(args)
+    except (KeyError, TypeError, ValueError) as error:
+        print(f"train.py: configuration error: {error}", file=sys.stderr)
+        return 2
+
+    from data_pipeline.sources import DataError
+    from data_pipeline.tfds_chatbot.chatbot_data import ChatbotDataUnavailable
+    from model.training import RunConfigMismatch, train
+
+    try:
+        train(config, run_dir)
+    except (DataError, ChatbotDataUnavailable, RunConfigMismatch) as error:
+        print(f"train.py: {error}", file=sys.stderr)
+        return 1
+    print(f"run directory: {run_dir}  (tensorboard --logdir {run_dir / 'logs'})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
