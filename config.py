@@ -36,6 +36,7 @@ class DataConfig:
     split_seed: int = 42
     vocab_size: int = 8000
     max_length: int = 40  # Tokens per sequence, [START]/[END] included.
+    context_turns: int = 1  # Turns the encoder sees (1: the question alone).
 
 
 @dataclass
@@ -47,6 +48,7 @@ class ModelConfig:
     num_heads: int = 4
     intermediate_dim: int = 256  # Feed-forward width.
     dropout: float = 0.1
+    normalize_first: bool = True  # Pre-LN layers (False: post-LN, as in the original paper).
 
 
 @dataclass

@@ -84,7 +84,7 @@ def train(config: Config, run_dir: str | Path) -> dict:
     check_or_save_config(config, run_dir)
     keras.utils.set_random_seed(config.train.seed)
 
-    data = prepare_data(config.data, run_dir)
+    data = prepare_data(config.data, run_dir, config.data.context_turns)
     length = config.data.max_length
     batch = config.train.batch_size
     train_ds = make_dataset(

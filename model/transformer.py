@@ -33,6 +33,7 @@ class Seq2SeqTransformer(keras.Model):
         num_heads: attention heads.
         intermediate_dim: feed-forward width.
         dropout: dropout rate for embeddings, attention and feed-forward.
+        normalize_first: pre-LN (True) or post-LN (False) Transformer layers.
     """
 
     def __init__(
@@ -44,6 +45,7 @@ class Seq2SeqTransformer(keras.Model):
         num_heads: int = 4,
         intermediate_dim: int = 256,
         dropout: float = 0.1,
+        normalize_first: bool = True,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -54,6 +56,7 @@ class Seq2SeqTransformer(keras.Model):
         self.num_heads = num_heads
         self.intermediate_dim = intermediate_dim
         self.dropout = dropout
+        self.normalize_first = normalize_first
 
         self.token_embedding = keras_hub.layers.ReversibleEmbedding(
             vocabulary_size,
@@ -69,7 +72,7 @@ class Seq2SeqTransformer(keras.Model):
             intermediate_dim=intermediate_dim,
             num_heads=num_heads,
             dropout=dropout,
-            normalize_first=True,
+            normalize_first=normalize_first,
         )
         self.encoder_layers = [
             keras_hub.layers.TransformerEncoder(**layer_args, name=f"encoder_{i}") for i in range(num_layers)
@@ -108,6 +111,42 @@ class Seq2SeqTransformer(keras.Model):
             )
         return self.logits(self.decoder_norm(x))
 
+    def empty_caches(self, batch_size, encoder_length, max_length=None):
+        """Zeroed per-layer caches: self [B, 2, T, H, Dh] and cross [B, 2, S, H, Dh] attention."""
+        head_dim = self.hidden_dim // self.num_heads
+        max_length = max_length or self.max_length
+        self_shape = (batch_size, 2, max_length, self.num_heads, head_dim)
+        cross_shape = (batch_size, 2, encoder_length, self.num_heads, head_dim)
+        return (
+            tuple(ops.zeros(self_shape, self.compute_dtype) for _ in self.decoder_layers),
+            tuple(ops.zeros(cross_shape, self.compute_dtype) for _ in self.decoder_layers),
+        )
+
+    def decode_step(self, token_ids, index, encoder_outputs, encoder_padding_mask, caches, fill_cross_cache=False):
+        """One cached decoder step: ids [B, 1] at position `index` -> (logits [B, V], caches).
+
+        The self-attention caches gain this position's keys/values. The cross-attention
+        caches hold the encoder's keys/values: computed when `fill_cross_cache` (the first
+        step), reused as they are afterwards.
+        """
+        self_caches, cross_caches = caches
+        x = self.embed(token_ids, self.decoder_position, start_index=index)
+        new_self, new_cross = [], []
+        for layer, self_cache, cross_cache in zip(self.decoder_layers, self_caches, cross_caches):
+            x, self_cache, cross_cache = layer(
+                x,
+                encoder_outputs,
+                encoder_padding_mask=encoder_padding_mask,
+                self_attention_cache=self_cache,
+                self_attention_cache_update_index=index,
+                cross_attention_cache=cross_cache,
+                cross_attention_cache_update_index=0 if fill_cross_cache else None,
+            )
+            new_self.append(self_cache)
+            new_cross.append(cross_cache)
+        logits = self.logits(self.decoder_norm(x))[:, 0, :]
+        return logits, (tuple(new_self), tuple(new_cross))
+
     def logits(self, hidden):
         """[B, T, D] -> [B, T, V] through the transposed token embedding (float32)."""
         return ops.cast(self.token_embedding(hidden, reverse=True), "float32")
@@ -127,6 +166,7 @@ class Seq2SeqTransformer(keras.Model):
                 "num_heads": self.num_heads,
                 "intermediate_dim": self.intermediate_dim,
                 "dropout": self.dropout,
+                "normalize_first": self.normalize_first,
             }
         )
         return config
@@ -142,6 +182,7 @@ def build_model(model_config: ModelConfig, vocabulary_size: int, max_length: int
         num_heads=model_config.num_heads,
         intermediate_dim=model_config.intermediate_dim,
         dropout=model_config.dropout,
+        normalize_first=model_config.normalize_first,
         name="seq2seq_transformer",
     )
     dummy = ops.ones((1, 2), dtype="int32")

@@ -45,6 +45,17 @@ def tokenizer(vocabulary):
     return make_tokenizer(vocabulary)
 
 
+@pytest.fixture(scope="session")
+def real_run(tmp_path_factory, chatbot_csv):
+    """The tiny preset trained on the real ChatbotData for a few epochs: (run_dir, metrics)."""
+    from config import build_config
+    from model.training import train
+
+    run_dir = tmp_path_factory.mktemp("runs") / "tiny"
+    config = build_config("tiny", overrides={"data": {"path": str(chatbot_csv)}, "train": {"epochs": 6}})
+    return run_dir, train(config, run_dir)
+
+
 @pytest.fixture
 def tiny_config():
     from config import build_config

@@ -29,15 +29,6 @@ def event_tags(log_dir: Path) -> dict[str, list]:
     return tags
 
 
-@pytest.fixture(scope="module")
-def real_run(tmp_path_factory, chatbot_csv):
-    """The tiny preset trained on the real ChatbotData for a few epochs."""
-    run_dir = tmp_path_factory.mktemp("runs") / "tiny"
-    config = build_config("tiny", overrides={"data": {"path": str(chatbot_csv)}, "train": {"epochs": 6}})
-    metrics = train(config, run_dir)
-    return run_dir, metrics
-
-
 def test_real_training_learns(real_run):
     run_dir, metrics = real_run
     history = [json.loads(json.dumps(r)) for r in __import__("csv").DictReader(open(run_dir / "history.csv"))]

@@ -1,0 +1,39 @@
+"""Read a finished run directory back: its configuration, tokenizer and trained model."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import keras
+
+from config import Config, load_config
+from data_pipeline.vocab import load_vocabulary, make_tokenizer
+from model.transformer import Seq2SeqTransformer
+
+
+@dataclass
+class TrainedRun:
+    config: Config
+    model: Seq2SeqTransformer
+    tokenizer: object
+    run_dir: Path
+
+
+def load_run(run_dir: str | Path) -> TrainedRun:
+    """The model of `run_dir` (model.keras, else the best checkpoint) with its tokenizer."""
+    run_dir = Path(run_dir)
+    if not (run_dir / "config.yaml").exists():
+        raise FileNotFoundError(f"{run_dir} is not a run directory (no config.yaml); train one with train.py")
+    config = load_config(run_dir / "config.yaml")
+    tokenizer = make_tokenizer(load_vocabulary(run_dir / "vocab.txt"))
+    if (run_dir / "model.keras").exists():
+        model = keras.saving.load_model(run_dir / "model.keras")
+    elif (run_dir / "checkpoints" / "best.weights.h5").exists():
+        from model.transformer import build_model
+
+        model = build_model(config.model, tokenizer.vocabulary_size(), config.data.max_length)
+        model.load_weights(run_dir / "checkpoints" / "best.weights.h5")
+    else:
+        raise FileNotFoundError(f"{run_dir} has no model.keras or checkpoints/best.weights.h5 yet")
+    return TrainedRun(config, model, tokenizer, run_dir)
