@@ -60,6 +60,7 @@ class TrainConfig:
     learning_rate_scale: float = 1.0  # Multiplies the Noam schedule.
     warmup_steps: int = 600  # ~4 epochs of ChatbotData at batch 64.
     label_smoothing: float = 0.1
+    word_dropout: float = 0.0  # Share of input tokens replaced by [UNK] in training batches.
     early_stopping_patience: int = 3
     shuffle_buffer: int = 20000
     jit_compile: bool = False  # Bucketed batches vary in shape; XLA would recompile per shape.

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 import tensorflow as tf
 
-from config import END_ID, PAD_ID, START_ID
+from config import END_ID, PAD_ID, START_ID, UNK_ID
 from data_pipeline.examples import Example
 
 DEFAULT_BUCKET_BOUNDARIES = (6, 8, 10, 12, 14, 17, 21, 26, 33)
@@ -43,6 +43,22 @@ def _to_model_tensors(context_ids, response_ids, max_length: int):
     return context_ids, decoder_inputs, targets
 
 
+def word_dropout(context_ids, decoder_inputs, targets, rate: float, seed: int):
+    """Replace a random `rate` of input tokens with [UNK] (training only; targets untouched).
+
+    Paraphrased questions share most of their words; hiding some words of the
+    question makes the model rely on the rest, and hiding some of the decoder's
+    previous tokens makes it rely on the question. Position 0 ([START]) is kept.
+    """
+    def hide(ids, keep_first):
+        drop = tf.random.uniform(tf.shape(ids), seed=seed) < rate
+        if keep_first:
+            drop = tf.concat([[False], drop[1:]], axis=0)
+        return tf.where(drop, UNK_ID, ids)
+
+    return hide(context_ids, False), hide(decoder_inputs, True), targets
+
+
 def make_dataset(
     examples: list[Example],
     tokenizer,
@@ -52,6 +68,7 @@ def make_dataset(
     shuffle: bool,
     seed: int = 0,
     shuffle_buffer: int = 20000,
+    word_dropout_rate: float = 0.0,
     bucket_boundaries: tuple[int, ...] = DEFAULT_BUCKET_BOUNDARIES,
 ) -> tf.data.Dataset:
     """The training (shuffle=True) or evaluation (shuffle=False) pipeline."""
@@ -70,6 +87,10 @@ def make_dataset(
     )
     if shuffle:
         dataset = dataset.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
+    if word_dropout_rate:
+        dataset = dataset.map(
+            lambda c, d, t: word_dropout(c, d, t, word_dropout_rate, seed), num_parallel_calls=tf.data.AUTOTUNE
+        )
     boundaries = [b for b in bucket_boundaries if b < max_length + 1]
     dataset = dataset.bucket_by_sequence_length(
         element_length_func=lambda c, d, t: tf.maximum(tf.shape(c)[0], tf.shape(d)[0]),

@@ -14,7 +14,6 @@
 from __future__ import annotations
 
 import csv
-import math
 import time
 from pathlib import Path
 
@@ -46,12 +45,12 @@ class SampleReplies(keras.callbacks.Callback):
 
 
 class Throughput(keras.callbacks.Callback):
-    """Adds `train_seconds` and `train_tokens_per_second` (non-padding tokens) to epoch logs."""
+    """Adds `epoch_seconds` (validation included), `train_seconds` and `train_tokens_per_second`
+    (non-padding tokens, training only) to the epoch logs."""
 
     def __init__(self, tokens_per_epoch: int):
         super().__init__()
         self.tokens_per_epoch = tokens_per_epoch
-        self.epoch_seconds: list[float] = []
         self._start = self._end = None
 
     def on_epoch_begin(self, epoch, logs=None):
@@ -62,9 +61,10 @@ class Throughput(keras.callbacks.Callback):
             self._end = time.perf_counter()
 
     def on_epoch_end(self, epoch, logs=None):
-        seconds = (self._end or time.perf_counter()) - self._start
-        self.epoch_seconds.append(seconds)
+        now = time.perf_counter()
+        seconds = (self._end or now) - self._start
         if logs is not None:
+            logs["epoch_seconds"] = now - self._start
             logs["train_seconds"] = seconds
             logs["train_tokens_per_second"] = self.tokens_per_epoch / seconds
 
@@ -113,5 +113,3 @@ class ResumeMonitors(keras.callbacks.Callback):
             f"Resumed monitors: best {self.monitor} {best:.4f} at epoch {best_index + 1}, "
             f"{self.early_stopping.wait} epoch(s) without improvement"
         )
-        if not math.isfinite(best):
-            self.checkpoint.best = self.early_stopping.best = float("inf")

@@ -25,6 +25,7 @@ import numpy as np
 import tensorflow as tf
 
 from config import END_ID, PAD_ID, SEP_ID, START_ID, UNK_ID
+from model.core_ops import core_op_slice_update
 
 STRATEGIES = ("greedy", "beam", "sample")
 NEVER_GENERATED = (PAD_ID, START_ID, UNK_ID, SEP_ID)
@@ -153,12 +154,16 @@ class ReplyGenerator:
         tokenizer: its `WordPieceTokenizer`.
         use_cache: False re-computes the whole prefix at every step (for tests and
             benchmarks; the replies are the same, only slower).
+        jit_compile: compile each decoding graph with XLA (as keras-hub's `generate`
+            does); one compilation per input shape. TF Serving runs without XLA, so
+            the export path does not use it.
     """
 
-    def __init__(self, model, tokenizer, use_cache: bool = True):
+    def __init__(self, model, tokenizer, use_cache: bool = True, jit_compile: bool = False):
         self.model = model
         self.tokenizer = tokenizer
         self.use_cache = use_cache
+        self.jit_compile = jit_compile
         self._graphs: dict[DecodingSettings, tuple] = {}
 
     # -- token ids ---------------------------------------------------------
@@ -195,10 +200,14 @@ class ReplyGenerator:
             if settings.strategy == "sample":
                 self._initial_seed_state = getattr(self, "_initial_seed_state", {})
                 self._initial_seed_state[settings] = sampler.seed_generator.state.numpy()
+            def generate(ids):
+                with core_op_slice_update():  # No Xla* ops in the graph (see model/core_ops.py).
+                    return self._generate(ids, settings, sampler)
+
             graph = tf.function(
-                lambda ids: self._generate(ids, settings, sampler),
+                generate,
                 input_signature=[tf.TensorSpec([None, None], tf.int32)],
-                jit_compile=False,
+                jit_compile=self.jit_compile,
             )
             self._graphs[settings] = (graph, sampler)
         return self._graphs[settings]
@@ -226,7 +235,10 @@ class ReplyGenerator:
             caches = None
 
             def next_fn(prompt, caches, index):
-                logits = model.decode(prompt[:, :index], encoder_outputs, encoder_mask)[:, -1, :]
+                # XLA needs static shapes: re-run the whole buffer; otherwise the growing prefix.
+                prefix = prompt if self.jit_compile else prompt[:, :index]
+                logits = model.decode(prefix, encoder_outputs, encoder_mask)
+                logits = tf.gather(logits, index - 1, axis=1)
                 return apply_controls(logits, prompt, index, settings.no_repeat_ngram_size), None, caches
 
         return decode_loop(next_fn, prompt, caches, settings, sampler)

@@ -90,9 +90,12 @@ def train(config: Config, run_dir: str | Path) -> dict:
     train_ds = make_dataset(
         data.train, data.tokenizer, max_length=length, batch_size=batch, shuffle=True,
         seed=config.train.seed, shuffle_buffer=config.train.shuffle_buffer,
+        word_dropout_rate=config.train.word_dropout,
     )
     validation_ds = make_dataset(data.validation, data.tokenizer, max_length=length, batch_size=batch, shuffle=False)
-    train_padding = padding_stats(train_ds)
+    train_padding = padding_stats(
+        make_dataset(data.train, data.tokenizer, max_length=length, batch_size=batch, shuffle=True, seed=config.train.seed)
+    )
     print(
         f"{len(data.train)} training / {len(data.validation)} validation examples, "
         f"vocabulary {len(data.vocabulary)}; padding computed: "
@@ -114,10 +117,9 @@ def train(config: Config, run_dir: str | Path) -> dict:
     early_stopping = keras.callbacks.EarlyStopping(
         monitor="val_loss", patience=config.train.early_stopping_patience, verbose=1
     )
-    throughput = Throughput(train_padding.real_tokens)
     callbacks = [
         keras.callbacks.BackupAndRestore(str(run_dir / "backup"), double_checkpoint=True),
-        throughput,
+        Throughput(train_padding.real_tokens),
         SampleReplies(data.tokenizer, config.train.sample_questions, run_dir / "logs" / "samples"),
         keras.callbacks.TensorBoard(str(run_dir / "logs")),
         keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=True),
@@ -130,7 +132,7 @@ def train(config: Config, run_dir: str | Path) -> dict:
     model.fit(train_ds, validation_data=validation_ds, epochs=config.train.epochs, callbacks=callbacks, verbose=2)
     session_seconds = time.perf_counter() - started
 
-    return finish_run(model, data, validation_ds, run_dir, throughput, session_seconds, train_padding)
+    return finish_run(model, data, validation_ds, run_dir, session_seconds, train_padding)
 
 
 def _epochs_in_backup(backup_dir: Path) -> int:
@@ -144,7 +146,7 @@ def _epochs_in_backup(backup_dir: Path) -> int:
     return 0
 
 
-def finish_run(model, data, validation_ds, run_dir: Path, throughput, session_seconds, train_padding) -> dict:
+def finish_run(model, data, validation_ds, run_dir: Path, session_seconds, train_padding) -> dict:
     """Load the best weights, evaluate them, save the model and write metrics.json (last)."""
     model.load_weights(str(run_dir / "checkpoints" / "best.weights.h5"))
     results = model.evaluate(validation_ds, return_dict=True, verbose=0)
@@ -159,6 +161,7 @@ def finish_run(model, data, validation_ds, run_dir: Path, throughput, session_se
         "validation_loss": results["loss"],
         "validation_perplexity": results["perplexity"],
         "validation_token_accuracy": results["token_accuracy"],
+        "wall_seconds_of_epochs": round(sum(r.get("epoch_seconds", 0.0) for r in history), 1),
         "wall_seconds_this_session": round(session_seconds, 1),
         "train_seconds_per_epoch": round(seconds / max(1, len(history)), 1),
         "train_tokens_per_second": round(train_padding.real_tokens * len(history) / max(seconds, 1e-9), 1),

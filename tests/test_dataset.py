@@ -57,3 +57,21 @@ def test_every_example_appears_once(tokenizer):
     stats = padding_stats(make_dataset(examples, tokenizer, max_length=40, batch_size=16, shuffle=True))
     count = sum(int(b[0]["encoder_inputs"].shape[0]) for b in make_dataset(examples, tokenizer, max_length=40, batch_size=16, shuffle=True))
     assert count == 100 and stats.batches >= 7
+
+
+def test_word_dropout_hides_inputs_not_targets(tokenizer, chatbot_dialogues):
+    examples = to_examples(chatbot_dialogues[:300])
+    plain = list(make_dataset(examples, tokenizer, max_length=40, batch_size=300, shuffle=False, bucket_boundaries=()))
+    noisy = list(make_dataset(examples, tokenizer, max_length=40, batch_size=300, shuffle=False, bucket_boundaries=(),
+                              word_dropout_rate=0.3))
+    (plain_inputs, plain_targets), = plain
+    (noisy_inputs, noisy_targets), = noisy
+    np.testing.assert_array_equal(plain_targets, noisy_targets)
+    for name in ("encoder_inputs", "decoder_inputs"):
+        before, after = plain_inputs[name].numpy(), noisy_inputs[name].numpy()
+        real = before != PAD_ID
+        changed = (before != after) & real
+        assert np.all(after[changed] == 1)  # [UNK]
+        assert 0.2 < changed.sum() / real.sum() < 0.4
+        assert np.all(after[~real] == PAD_ID)
+    assert np.all(noisy_inputs["decoder_inputs"].numpy()[:, 0] == START_ID)

@@ -1,0 +1,53 @@
+"""model/core_ops.py: keras.ops.slice_update as a core op, and decoding graphs free of Xla* ops."""
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from config import build_config
+from model.core_ops import core_op_slice_update, strided_slice_update
+from model.generation import DecodingSettings, ReplyGenerator
+from model.transformer import build_model
+
+
+def graph_op_types(concrete_function) -> set[str]:
+    graph_def = concrete_function.graph.as_graph_def()
+    ops = {node.op for node in graph_def.node}
+    for function in graph_def.library.function:
+        ops |= {node.op for node in function.node_def}
+    return ops
+
+
+def test_same_result_as_keras_slice_update():
+    inputs = np.arange(2 * 5 * 3, dtype=np.float32).reshape(2, 5, 3)
+    updates = -np.ones((2, 2, 3), np.float32)
+    expected = keras.ops.convert_to_numpy(keras.ops.slice_update(inputs, [0, 2, 0], updates))
+    np.testing.assert_array_equal(strided_slice_update(inputs, [0, 2, 0], updates).numpy(), expected)
+
+
+def test_patch_is_scoped():
+    @tf.function
+    def update(x):
+        return keras.ops.slice_update(x, [0, 1], tf.ones([2, 1]))
+
+    with core_op_slice_update():
+        inside = graph_op_types(update.get_concrete_function(tf.TensorSpec([2, 4])))
+    outside = graph_op_types(tf.function(lambda x: keras.ops.slice_update(x, [0, 1], tf.ones([2, 1])))
+                             .get_concrete_function(tf.TensorSpec([2, 4])))
+    assert "TensorStridedSliceUpdate" in inside and not any(op.startswith("Xla") for op in inside)
+    assert "XlaDynamicUpdateSlice" in outside  # keras' own lowering, untouched outside the block.
+
+
+class FakeTokenizer:
+    def detokenize(self, ids):
+        return tf.strings.reduce_join(tf.strings.as_string(ids), axis=-1, separator=" ")
+
+
+def test_decoding_graphs_have_no_xla_ops():
+    model = build_model(build_config("tiny").model, vocabulary_size=40, max_length=16)
+    generator = ReplyGenerator(model, FakeTokenizer())
+    for settings in (DecodingSettings(max_reply_length=6), DecodingSettings(strategy="beam", max_reply_length=6),
+                     DecodingSettings(strategy="sample", top_p=0.9, seed=1, max_reply_length=6, no_repeat_ngram_size=2)):
+        graph, _ = generator._graph(settings)
+        ops = graph_op_types(graph.get_concrete_function())
+        assert not [op for op in ops if op.startswith("Xla")], settings
