@@ -60,7 +60,7 @@ class TrainConfig:
     learning_rate_scale: float = 1.0  # Multiplies the Noam schedule.
     warmup_steps: int = 600  # ~4 epochs of ChatbotData at batch 64.
     label_smoothing: float = 0.1
-    word_dropout: float = 0.0  # Share of input tokens replaced by [UNK] in training batches.
+    word_dropout: float = 0.1  # Share of input tokens replaced by [UNK] in training batches.
     early_stopping_patience: int = 3
     shuffle_buffer: int = 20000
     jit_compile: bool = False  # Bucketed batches vary in shape; XLA would recompile per shape.
@@ -101,8 +101,8 @@ PRESETS: dict[str, dict] = {
     # Seconds-scale model for tests.
     "tiny": {
         "data": {"max_length": 24},
-        "model": {"num_layers": 1, "hidden_dim": 64, "num_heads": 2, "intermediate_dim": 128},
-        "train": {"epochs": 3, "batch_size": 32, "warmup_steps": 100},
+        "model": {"num_layers": 1, "hidden_dim": 128, "num_heads": 4, "intermediate_dim": 256},
+        "train": {"epochs": 3, "warmup_steps": 300},
     },
 }
 

@@ -91,11 +91,17 @@ def banned_ngram_tokens(prompt: tf.Tensor, index, n: int, vocabulary_size: int) 
     return banned > 0
 
 
-def apply_controls(logits: tf.Tensor, prompt: tf.Tensor, index, no_repeat_ngram_size: int) -> tf.Tensor:
-    """Mask logits [B, V]: special tokens, repeated n-grams; finished rows emit [PAD] only."""
+def apply_controls(logits: tf.Tensor, prompt: tf.Tensor, index, no_repeat_ngram_size: int,
+                   continuation_pieces=None) -> tf.Tensor:
+    """Mask logits [B, V]: special tokens, repeated n-grams; finished rows emit [PAD] only.
+
+    `continuation_pieces` ([V] bool, WordPiece's "##" pieces) cannot start a reply.
+    """
     vocabulary_size = logits.shape[-1]
     never = tf.reduce_any(tf.one_hot(list(NEVER_GENERATED), vocabulary_size) > 0, axis=0)  # [V]
     logits = tf.where(never[None, :], NEG_INF, logits)
+    if continuation_pieces is not None:
+        logits = tf.where(continuation_pieces[None, :] & tf.equal(index, 1), NEG_INF, logits)
     if no_repeat_ngram_size:
         banned = banned_ngram_tokens(prompt, index, no_repeat_ngram_size, vocabulary_size)
         logits = tf.where(banned, NEG_INF, logits)
@@ -154,16 +160,16 @@ class ReplyGenerator:
         tokenizer: its `WordPieceTokenizer`.
         use_cache: False re-computes the whole prefix at every step (for tests and
             benchmarks; the replies are the same, only slower).
-        jit_compile: compile each decoding graph with XLA (as keras-hub's `generate`
-            does); one compilation per input shape. TF Serving runs without XLA, so
-            the export path does not use it.
     """
 
-    def __init__(self, model, tokenizer, use_cache: bool = True, jit_compile: bool = False):
+    def __init__(self, model, tokenizer, use_cache: bool = True):
         self.model = model
         self.tokenizer = tokenizer
         self.use_cache = use_cache
-        self.jit_compile = jit_compile
+        vocabulary = tokenizer.get_vocabulary() if hasattr(tokenizer, "get_vocabulary") else []
+        self.continuation_pieces = (
+            tf.constant([token.startswith("##") for token in vocabulary]) if vocabulary else None
+        )
         self._graphs: dict[DecodingSettings, tuple] = {}
 
     # -- token ids ---------------------------------------------------------
@@ -207,7 +213,7 @@ class ReplyGenerator:
             graph = tf.function(
                 generate,
                 input_signature=[tf.TensorSpec([None, None], tf.int32)],
-                jit_compile=self.jit_compile,
+                jit_compile=False,  # TF Serving runs without XLA; measured no faster here either.
             )
             self._graphs[settings] = (graph, sampler)
         return self._graphs[settings]
@@ -230,18 +236,18 @@ class ReplyGenerator:
 
             def next_fn(prompt, caches, index):
                 logits, caches = model.decode_step(prompt[:, index - 1 : index], index - 1, encoder_outputs, encoder_mask, caches)
-                return apply_controls(logits, prompt, index, settings.no_repeat_ngram_size), None, caches
+                return self._controlled(logits, prompt, index, settings), None, caches
         else:
             caches = None
 
             def next_fn(prompt, caches, index):
-                # XLA needs static shapes: re-run the whole buffer; otherwise the growing prefix.
-                prefix = prompt if self.jit_compile else prompt[:, :index]
-                logits = model.decode(prefix, encoder_outputs, encoder_mask)
-                logits = tf.gather(logits, index - 1, axis=1)
-                return apply_controls(logits, prompt, index, settings.no_repeat_ngram_size), None, caches
+                logits = model.decode(prompt[:, :index], encoder_outputs, encoder_mask)[:, -1, :]
+                return self._controlled(logits, prompt, index, settings), None, caches
 
         return decode_loop(next_fn, prompt, caches, settings, sampler)
+
+    def _controlled(self, logits, prompt, index, settings: DecodingSettings):
+        return apply_controls(logits, prompt, index, settings.no_repeat_ngram_size, self.continuation_pieces)
 
 
 def greedy_replies(model, tokenizer, contexts: list[str], max_reply_length: int = 30) -> list[str]:

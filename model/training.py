@@ -18,10 +18,12 @@ epoch; on a finished run it prints the results and trains nothing.
 from __future__ import annotations
 
 import json
+import math
 import time
 from pathlib import Path
 
 import keras
+import tensorflow as tf
 
 from config import Config, load_config
 from data_pipeline.dataset import make_dataset, padding_stats
@@ -146,12 +148,25 @@ def _epochs_in_backup(backup_dir: Path) -> int:
     return 0
 
 
+def _nll_per_character(perplexity: float, validation_ds, examples) -> float:
+    """Validation negative log-likelihood (nats, unsmoothed) per character of the answers.
+
+    Token accuracy and perplexity depend on the vocabulary (a smaller one cuts answers
+    into more, easier tokens); this does not, so runs with different vocabularies compare.
+    [END] counts as one character.
+    """
+    tokens = sum(int(tf.math.count_nonzero(targets)) for _, targets in validation_ds)
+    characters = sum(len(e.response) + 1 for e in examples)
+    return math.log(perplexity) * tokens / characters
+
+
 def finish_run(model, data, validation_ds, run_dir: Path, session_seconds, train_padding) -> dict:
     """Load the best weights, evaluate them, save the model and write metrics.json (last)."""
     model.load_weights(str(run_dir / "checkpoints" / "best.weights.h5"))
     results = model.evaluate(validation_ds, return_dict=True, verbose=0)
     history = truncate_history(run_dir / "history.csv", 10**9)
     best_epoch = 1 + min(range(len(history)), key=lambda i: history[i]["val_loss"])
+    nll_per_character = _nll_per_character(results["perplexity"], validation_ds, data.validation)
     model.save(run_dir / "model.keras")
     samples = greedy_replies(model, data.tokenizer, [e.context for e in data.validation[:5]])
     seconds = sum(r.get("train_seconds", 0.0) for r in history)
@@ -161,6 +176,7 @@ def finish_run(model, data, validation_ds, run_dir: Path, session_seconds, train
         "validation_loss": results["loss"],
         "validation_perplexity": results["perplexity"],
         "validation_token_accuracy": results["token_accuracy"],
+        "validation_nll_per_character": round(nll_per_character, 4),
         "wall_seconds_of_epochs": round(sum(r.get("epoch_seconds", 0.0) for r in history), 1),
         "wall_seconds_this_session": round(session_seconds, 1),
         "train_seconds_per_epoch": round(seconds / max(1, len(history)), 1),

@@ -13,7 +13,8 @@ def test_seed_preset_is_the_design_card_model():
 
 
 def test_tiny_preset_is_small():
-    assert build_config("tiny").model.hidden_dim < 128
+    tiny, seed = build_config("tiny").model, build_config("seed").model
+    assert tiny.hidden_dim < seed.hidden_dim and tiny.num_layers < seed.num_layers
     assert set(PRESETS) >= {"seed", "tiny"}
 
 

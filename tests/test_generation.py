@@ -134,3 +134,21 @@ def test_cached_decoding_equals_full_recomputation(settings):
     full = ReplyGenerator(model, FakeTokenizer(), use_cache=False).generate_ids(encoder_ids, settings)
     np.testing.assert_array_equal(cached, full)
     assert cached.shape == (3, 12)
+
+
+def test_reply_never_starts_with_a_continuation_piece():
+    continuation = tf.constant([False] * 6 + [True, False])  # Token 6 is a "##" piece.
+    table = {START_ID: {6: 0.9, 5: 0.1}, 5: {6: 0.9, END_ID: 0.1}, 6: {END_ID: 1.0}}
+    scores = np.full((V, V), -1e9, np.float32)
+    for previous, row in table.items():
+        for token, probability in row.items():
+            scores[previous, token] = np.log(probability)
+
+    def next_fn(prompt, cache, index):
+        logits = tf.gather(tf.constant(scores), prompt[:, index - 1])
+        return apply_controls(logits, prompt, index, 0, continuation), None, cache
+
+    settings = DecodingSettings(max_reply_length=4)
+    prompt = tf.constant([[START_ID, PAD_ID, PAD_ID, PAD_ID, PAD_ID]])
+    out = decode_loop(next_fn, prompt, None, settings, make_sampler(settings)).numpy()
+    assert out.tolist() == [[5, 6, END_ID, PAD_ID]]  # 6 only after a word has started.

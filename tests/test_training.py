@@ -81,7 +81,7 @@ def test_finished_run_is_not_retrained(real_run, capsys):
 def test_changed_config_is_refused(tmp_path):
     check_or_save_config(build_config("tiny"), tmp_path)
     check_or_save_config(build_config("tiny", overrides={"train": {"epochs": 9}}), tmp_path)  # Allowed.
-    with pytest.raises(RunConfigMismatch, match="model.hidden_dim: saved 64, now 32"):
+    with pytest.raises(RunConfigMismatch, match="model.hidden_dim: saved 128, now 32"):
         check_or_save_config(build_config("tiny", overrides={"model": {"hidden_dim": 32}}), tmp_path)
 
 
