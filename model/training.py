@@ -119,8 +119,10 @@ def train(config: Config, run_dir: str | Path) -> dict:
     early_stopping = keras.callbacks.EarlyStopping(
         monitor="val_loss", patience=config.train.early_stopping_patience, verbose=1
     )
+    # Order matters. ResumeMonitors follows the callbacks whose state it restores, and
+    # BackupAndRestore comes last: an epoch counts as done for a resume only once its
+    # history row and checkpoint are written (a kill before that re-runs the epoch).
     callbacks = [
-        keras.callbacks.BackupAndRestore(str(run_dir / "backup"), double_checkpoint=True),
         Throughput(train_padding.real_tokens),
         SampleReplies(data.tokenizer, config.train.sample_questions, run_dir / "logs" / "samples"),
         keras.callbacks.TensorBoard(str(run_dir / "logs")),
@@ -128,6 +130,7 @@ def train(config: Config, run_dir: str | Path) -> dict:
         checkpoint,
         early_stopping,
         ResumeMonitors(history, checkpoint, early_stopping),
+        keras.callbacks.BackupAndRestore(str(run_dir / "backup"), double_checkpoint=True),
     ]
     (run_dir / "checkpoints").mkdir(exist_ok=True)
     started = time.perf_counter()
