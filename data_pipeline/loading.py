@@ -53,7 +53,7 @@ def _load_from_tfds(data: DataConfig) -> tuple[list[Dialogue], ReadReport]:
     return dialogues, report
 
 
-def prepare_data(data: DataConfig, run_dir: Path, context_turns: int = 1) -> PreparedData:
+def prepare_data(data: DataConfig, run_dir: Path) -> PreparedData:
     """Split + vocabulary for `run_dir`, created once and reused on resume."""
     split_dir, vocab_path, report_path = run_dir / "data", run_dir / "vocab.txt", run_dir / "data_report.json"
     if vocab_path.exists() and (split_dir / "validation.jsonl").exists():
@@ -66,7 +66,7 @@ def prepare_data(data: DataConfig, run_dir: Path, context_turns: int = 1) -> Pre
     dialogues, read_report = load_dialogues(data)
     print(read_report.summary())
     train_dialogues, validation_dialogues = split_dialogues(dialogues, data.validation_fraction, data.split_seed)
-    train, validation = to_examples(train_dialogues, context_turns), to_examples(validation_dialogues, context_turns)
+    train, validation = to_examples(train_dialogues, data.context_turns), to_examples(validation_dialogues, data.context_turns)
     vocabulary = learn_vocabulary([e.context for e in train] + [e.response for e in train], data.vocab_size)
 
     split_dir.mkdir(parents=True, exist_ok=True)

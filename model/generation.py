@@ -18,7 +18,7 @@ keras-hub sampler (`GreedySampler`, `BeamSampler`, `TopKSampler`, `TopPSampler`,
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import keras_hub
 import numpy as np
@@ -183,9 +183,9 @@ class ReplyGenerator:
 
     def generate_ids(self, encoder_ids, settings: DecodingSettings = DecodingSettings()) -> np.ndarray:
         """[B, S] ids -> [B, max_reply_length] reply ids; [PAD] after [END]."""
-        graph, sampler = self._graph(settings)
-        if settings.strategy == "sample" and settings.seed is not None:
-            sampler.seed_generator.state.assign(self._initial_seed_state[settings])
+        graph, sampler, seed_state = self._graph(settings)
+        if seed_state is not None:  # Same seed, same draws: restart the sampler's random stream.
+            sampler.seed_generator.state.assign(seed_state)
         return graph(tf.convert_to_tensor(encoder_ids, tf.int32)).numpy()
 
     def reply(self, contexts: list[str], settings: DecodingSettings = DecodingSettings()) -> list[str]:
@@ -203,9 +203,9 @@ class ReplyGenerator:
     def _graph(self, settings: DecodingSettings):
         if settings not in self._graphs:
             sampler = make_sampler(settings)
-            if settings.strategy == "sample":
-                self._initial_seed_state = getattr(self, "_initial_seed_state", {})
-                self._initial_seed_state[settings] = sampler.seed_generator.state.numpy()
+            seeded = settings.strategy == "sample" and settings.seed is not None
+            seed_state = sampler.seed_generator.state.numpy() if seeded else None
+
             def generate(ids):
                 with core_op_slice_update():  # No Xla* ops in the graph (see model/core_ops.py).
                     return self._generate(ids, settings, sampler)
@@ -215,7 +215,7 @@ class ReplyGenerator:
                 input_signature=[tf.TensorSpec([None, None], tf.int32)],
                 jit_compile=False,  # TF Serving runs without XLA; measured no faster here either.
             )
-            self._graphs[settings] = (graph, sampler)
+            self._graphs[settings] = (graph, sampler, seed_state)
         return self._graphs[settings]
 
     def _generate(self, encoder_ids, settings: DecodingSettings, sampler):
@@ -255,6 +255,3 @@ def greedy_replies(model, tokenizer, contexts: list[str], max_reply_length: int 
     generator = ReplyGenerator(model, tokenizer)
     return generator.reply(contexts, DecodingSettings(max_reply_length=max_reply_length))
 
-
-def settings_with(settings: DecodingSettings, **changes) -> DecodingSettings:
-    return replace(settings, **changes)

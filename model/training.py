@@ -86,32 +86,40 @@ def train(config: Config, run_dir: str | Path) -> dict:
     check_or_save_config(config, run_dir)
     keras.utils.set_random_seed(config.train.seed)
 
-    data = prepare_data(config.data, run_dir, config.data.context_turns)
-    length = config.data.max_length
-    batch = config.train.batch_size
-    train_ds = make_dataset(
-        data.train, data.tokenizer, max_length=length, batch_size=batch, shuffle=True,
-        seed=config.train.seed, shuffle_buffer=config.train.shuffle_buffer,
-        word_dropout_rate=config.train.word_dropout,
-    )
-    validation_ds = make_dataset(data.validation, data.tokenizer, max_length=length, batch_size=batch, shuffle=False)
-    train_padding = padding_stats(
-        make_dataset(data.train, data.tokenizer, max_length=length, batch_size=batch, shuffle=True, seed=config.train.seed)
-    )
+    data = prepare_data(config.data, run_dir)
+    train_ds, validation_ds = make_pipelines(config, data)
+    train_padding = padding_stats(train_ds)  # Word dropout changes tokens, never lengths.
     print(
         f"{len(data.train)} training / {len(data.validation)} validation examples, "
         f"vocabulary {len(data.vocabulary)}; padding computed: "
         f"{train_padding.padding_fraction:.1%} of positions (mean per batch {train_padding.mean_batch_padding:.1%})"
     )
-
-    model = build_model(config.model, len(data.vocabulary), length)
+    model = build_model(config.model, len(data.vocabulary), config.data.max_length)
     compile_model(model, config)
 
     epochs_done = _epochs_in_backup(run_dir / "backup")
     history = truncate_history(run_dir / "history.csv", epochs_done)
     if epochs_done:
         print(f"Resuming {run_dir} after epoch {epochs_done} (of at most {config.train.epochs}).")
+    callbacks = make_callbacks(config, data, run_dir, history, train_padding.real_tokens)
+    started = time.perf_counter()
+    model.fit(train_ds, validation_data=validation_ds, epochs=config.train.epochs, callbacks=callbacks, verbose=2)
+    session_seconds = time.perf_counter() - started
+    return finish_run(model, data, validation_ds, run_dir, session_seconds, train_padding)
 
+
+def make_pipelines(config: Config, data):
+    """(training, validation) datasets; only training shuffles and hides words."""
+    common = dict(max_length=config.data.max_length, batch_size=config.train.batch_size)
+    train_ds = make_dataset(
+        data.train, data.tokenizer, shuffle=True, seed=config.train.seed,
+        shuffle_buffer=config.train.shuffle_buffer, word_dropout_rate=config.train.word_dropout, **common,
+    )
+    return train_ds, make_dataset(data.validation, data.tokenizer, shuffle=False, **common)
+
+
+def make_callbacks(config: Config, data, run_dir: Path, history: list[dict], tokens_per_epoch: int) -> list:
+    (run_dir / "checkpoints").mkdir(exist_ok=True)
     checkpoint = keras.callbacks.ModelCheckpoint(
         str(run_dir / "checkpoints" / "best.weights.h5"), monitor="val_loss", save_best_only=True,
         save_weights_only=True,
@@ -122,8 +130,8 @@ def train(config: Config, run_dir: str | Path) -> dict:
     # Order matters. ResumeMonitors follows the callbacks whose state it restores, and
     # BackupAndRestore comes last: an epoch counts as done for a resume only once its
     # history row and checkpoint are written (a kill before that re-runs the epoch).
-    callbacks = [
-        Throughput(train_padding.real_tokens),
+    return [
+        Throughput(tokens_per_epoch),
         SampleReplies(data.tokenizer, config.train.sample_questions, run_dir / "logs" / "samples"),
         keras.callbacks.TensorBoard(str(run_dir / "logs")),
         keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=True),
@@ -132,12 +140,6 @@ def train(config: Config, run_dir: str | Path) -> dict:
         ResumeMonitors(history, checkpoint, early_stopping),
         keras.callbacks.BackupAndRestore(str(run_dir / "backup"), double_checkpoint=True),
     ]
-    (run_dir / "checkpoints").mkdir(exist_ok=True)
-    started = time.perf_counter()
-    model.fit(train_ds, validation_data=validation_ds, epochs=config.train.epochs, callbacks=callbacks, verbose=2)
-    session_seconds = time.perf_counter() - started
-
-    return finish_run(model, data, validation_ds, run_dir, session_seconds, train_padding)
 
 
 def _epochs_in_backup(backup_dir: Path) -> int:

@@ -48,6 +48,6 @@ def test_decoding_graphs_have_no_xla_ops():
     generator = ReplyGenerator(model, FakeTokenizer())
     for settings in (DecodingSettings(max_reply_length=6), DecodingSettings(strategy="beam", max_reply_length=6),
                      DecodingSettings(strategy="sample", top_p=0.9, seed=1, max_reply_length=6, no_repeat_ngram_size=2)):
-        graph, _ = generator._graph(settings)
+        graph = generator._graph(settings)[0]
         ops = graph_op_types(graph.get_concrete_function())
         assert not [op for op in ops if op.startswith("Xla")], settings
