@@ -80,7 +80,7 @@ def normalize_text(text: str) -> str:
     return _WHITESPACE.sub(" ", unicodedata.normalize("NFC", text)).strip()
 
 
-def _decode(raw: bytes, path: str, report: ReadReport) -> str:
+def _decode(raw: bytes, report: ReadReport) -> str:
     """Decode strictly as UTF-8 (BOM allowed) or CP949; else replace bad bytes (rows skipped later)."""
     for encoding in _FALLBACK_ENCODINGS:
         try:
@@ -126,7 +126,7 @@ def read_qa_csv(path: str | Path) -> tuple[list[Dialogue], ReadReport]:
         raw = Path(path).read_bytes()
     except OSError as error:
         raise DataError(f"{path}: cannot read file: {error}") from error
-    text = _decode(raw, path, report).replace("\r\n", "\n").replace("\r", "\n")
+    text = _decode(raw, report).replace("\r\n", "\n").replace("\r", "\n")
     if not text.strip():
         raise DataError(f"{path}: file is empty; expected a header with 'Q' and 'A'")
 

@@ -28,7 +28,7 @@ import tensorflow as tf
 from config import Config, load_config
 from data_pipeline.dataset import make_dataset, padding_stats
 from data_pipeline.loading import prepare_data
-from model.callbacks import ResumeMonitors, SampleReplies, Throughput, truncate_history
+from model.callbacks import ResumeMonitors, SampleReplies, Throughput, read_history, truncate_history
 from model.generation import greedy_replies
 from model.metrics import MaskedAccuracy, MaskedSparseCrossentropy, perplexity
 from model.schedule import NoamSchedule
@@ -169,7 +169,7 @@ def finish_run(model, data, validation_ds, run_dir: Path, session_seconds, train
     """Load the best weights, evaluate them, save the model and write metrics.json (last)."""
     model.load_weights(str(run_dir / "checkpoints" / "best.weights.h5"))
     results = model.evaluate(validation_ds, return_dict=True, verbose=0)
-    history = truncate_history(run_dir / "history.csv", 10**9)
+    history = read_history(run_dir / "history.csv")
     best_epoch = 1 + min(range(len(history)), key=lambda i: history[i]["val_loss"])
     nll_per_character = _nll_per_character(results["perplexity"], validation_ds, data.validation)
     model.save(run_dir / "model.keras")

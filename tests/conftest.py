@@ -62,13 +62,6 @@ def real_run(tmp_path_factory, chatbot_csv):
     return run_dir, train(config, run_dir)
 
 
-@pytest.fixture
-def tiny_config():
-    from config import build_config
-
-    return build_config("tiny")
-
-
 def write_bytes(tmp_path: Path, name: str, data: bytes) -> Path:
     path = tmp_path / name
     path.write_bytes(data)

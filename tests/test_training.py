@@ -14,6 +14,7 @@ import tensorflow as tf
 
 from config import build_config
 from conftest import ROOT
+from model.callbacks import read_history
 from model.training import RunConfigMismatch, check_or_save_config, train
 
 
@@ -31,8 +32,8 @@ def event_tags(log_dir: Path) -> dict[str, list]:
 
 def test_real_training_learns(real_run):
     run_dir, metrics = real_run
-    history = [json.loads(json.dumps(r)) for r in __import__("csv").DictReader(open(run_dir / "history.csv"))]
-    first, best = float(history[0]["val_loss"]), min(float(r["val_loss"]) for r in history)
+    history = read_history(run_dir / "history.csv")
+    first, best = history[0]["val_loss"], min(r["val_loss"] for r in history)
     assert best <= 0.7 * first, f"validation loss fell only from {first:.3f} to {best:.3f}"
     assert metrics["validation_loss"] == pytest.approx(best, rel=1e-3)  # Best weights kept.
     assert metrics["validation_token_accuracy"] > 0.2
