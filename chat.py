@@ -1,4 +1,8 @@
-"""Chat with a trained run: `python chat.py --run-dir runs/seed-ChatbotData [--strategy beam ...]`.
+"""Chat with a trained run, in process or through a server.
+
+    python chat.py --run-dir runs/seed-ChatbotData [--strategy beam ...]
+    python chat.py --server 127.0.0.1:8500            # gRPC (serve.py or TF Serving)
+    python chat.py --server http://127.0.0.1:8501     # REST
 
 In a terminal: an interactive chat with readline editing and /reset, /quit,
 /set NAME VALUE, /settings, /help. With lines on stdin (no terminal): one reply
@@ -12,11 +16,15 @@ import os
 import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+SERVER_KEEPS_TURNS = 16  # With --server, send this many turns; the server keeps what its model uses.
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--run-dir", required=True, help="a run directory written by train.py")
+    where = parser.add_mutually_exclusive_group(required=True)
+    where.add_argument("--run-dir", help="a run directory written by train.py")
+    where.add_argument("--server", help="HOST:PORT (gRPC) or http://HOST:PORT (REST) of a model server")
+    parser.add_argument("--model-name", default="chatbot", help="the served model's name (with --server)")
     parser.add_argument("--strategy", default="greedy", choices=["greedy", "beam", "sample"])
     parser.add_argument("--max-reply-length", type=int, default=24)
     parser.add_argument("--num-beams", type=int, default=4)
@@ -29,11 +37,24 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
+def replier(args):
+    """(reply generator, turns the session sends): in process, or a server's `chat` signature."""
+    if args.server:
+        from serving.client import RemoteReplies, connect
+
+        return RemoteReplies(connect(args.server, args.model_name)), SERVER_KEEPS_TURNS
+    from model.generation import ReplyGenerator
+    from model.run_files import load_run
+
+    run = load_run(args.run_dir)
+    return ReplyGenerator(run.model, run.tokenizer), run.config.data.context_turns
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     from model.chat_session import HELP, ChatSession, QuitChat
-    from model.generation import DecodingSettings, ReplyGenerator
-    from model.run_files import load_run
+    from model.generation import DecodingSettings
+    from serving.client import ServingError
 
     try:
         settings = DecodingSettings(
@@ -41,16 +62,15 @@ def main(argv=None) -> int:
             length_penalty=args.length_penalty, temperature=args.temperature, top_k=args.top_k,
             top_p=args.top_p, no_repeat_ngram_size=args.no_repeat_ngram_size, seed=args.seed,
         )
-        run = load_run(args.run_dir)
+        session = ChatSession(*replier(args), settings)
     except (ValueError, FileNotFoundError) as error:
         print(f"chat.py: {error}", file=sys.stderr)
         return 2
-    session = ChatSession(ReplyGenerator(run.model, run.tokenizer), run.config.data.context_turns, settings)
     interactive = sys.stdin.isatty()
     if interactive:
         import readline  # noqa: F401  (line editing and history for input())
 
-        print(f"{args.run_dir}: {HELP}")
+        print(f"{args.run_dir or args.server}: {HELP}")
     while True:
         try:
             line = input("나> ") if interactive else sys.stdin.readline()
@@ -62,6 +82,8 @@ def main(argv=None) -> int:
             answer = session.handle(line)
         except QuitChat:
             break
+        except ServingError as error:  # The server refused or failed; the chat goes on.
+            answer = f"(server error {error.status}: {error.message})"
         if interactive:
             print(f"봇> {answer}" if answer else "")
         else:

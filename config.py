@@ -77,6 +77,22 @@ class TrainConfig:
 
 
 @dataclass
+class ExportConfig:
+    """The SavedModel for TF Serving (see `serving/export.py`) and its fixed decoding choices.
+
+    Per-request controls (strategy, temperature, top_k, top_p, max_length, seed) are
+    signature inputs; the fields below are fixed when the model is exported.
+    """
+
+    base_dir: str = "saved_models"  # Versions go to <base_dir>/<name>/<version>/.
+    name: str = "chatbot"  # The TF Serving model name (MODEL_NAME).
+    max_reply_length: int = 24  # `serving_default` replies (greedy); [END] included.
+    num_beams: int = 4
+    length_penalty: float = 0.6  # GNMT alpha for beam search.
+    no_repeat_ngram_size: int = 3  # Every strategy; 0 turns it off.
+
+
+@dataclass
 class Config:
     """Everything a run needs; saved as `<run_dir>/config.yaml`."""
 
@@ -84,6 +100,7 @@ class Config:
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    export: ExportConfig = field(default_factory=ExportConfig)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

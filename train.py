@@ -2,7 +2,8 @@
 
 With no --data, ChatbotData comes through its TFDS builder (downloaded on a
 connected machine; offline, pass --tfds-manual-dir DIR holding ChatbotData.csv).
-Re-running the same command resumes an interrupted run. See README.md.
+Re-running the same command resumes an interrupted run. At the end the model is
+exported once for TF Serving to saved_models/<name>/<version>/. See README.md.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--epochs", type=int, help="maximum epochs (early stopping may end sooner)")
     parser.add_argument("--batch-size", type=int)
     parser.add_argument("--run-dir", help="run directory (default: runs/<preset>-<data name>)")
+    parser.add_argument("--no-export", action="store_true", help="skip the SavedModel export at the end")
     parser.add_argument(
         "--set", nargs="*", default=[], metavar="SECTION.KEY=VALUE",
         help="any other setting, e.g. --set model.num_layers=4 train.label_smoothing=0",
@@ -72,6 +74,11 @@ def main(argv=None) -> int:
         print(f"train.py: {error}", file=sys.stderr)
         return 1
     print(f"run directory: {run_dir}  (tensorboard --logdir {run_dir / 'logs'})")
+    if not args.no_export:
+        from serving.export import export_finished_run
+
+        path = export_finished_run(run_dir)
+        print(f"SavedModel for TF Serving: {path}  (python serve.py --model_base_path {path.parent})")
     return 0
 
 

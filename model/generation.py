@@ -73,18 +73,22 @@ def finished_rows(prompt: tf.Tensor, index) -> tf.Tensor:
 
 
 def banned_ngram_tokens(prompt: tf.Tensor, index, n: int, vocabulary_size: int) -> tf.Tensor:
-    """[B, V] bool: tokens that would repeat an n-gram already in prompt[:, :index]."""
-    length = prompt.shape[1]
-    if n < 1 or length is None or length < n:
+    """[B, V] bool: tokens that would repeat an n-gram already in prompt[:, :index].
+
+    Works for prompts whose length is only known when the graph runs (served replies).
+    """
+    if n < 1:
         return tf.zeros([tf.shape(prompt)[0], vocabulary_size], tf.bool)
-    windows = tf.stack([prompt[:, k : length - n + 1 + k] for k in range(n)], axis=-1)  # [B, W, n]
+    prompt = tf.pad(prompt, [[0, 0], [0, n]], constant_values=PAD_ID)  # Every slice below exists.
+    windows_count = tf.shape(prompt)[1] - n  # Windows starting at 0 .. length - 1.
+    windows = tf.stack([prompt[:, k : windows_count + k] for k in range(n)], axis=-1)  # [B, W, n]
     start = tf.maximum(index - (n - 1), 0)
     last = tf.slice(prompt, [0, start], [-1, n - 1])  # [B, n - 1]: the tokens before `index`.
     same_prefix = tf.reduce_all(tf.equal(windows[:, :, : n - 1], last[:, None, :]), axis=-1)  # [B, W]
-    window_end = tf.range(length - n + 1) + n - 1
+    window_end = tf.range(windows_count) + n - 1
     match = same_prefix & (window_end[None, :] < index) & (index >= n - 1)
     batch = tf.shape(prompt)[0]
-    rows = tf.tile(tf.range(batch)[:, None], [1, length - n + 1])
+    rows = tf.tile(tf.range(batch)[:, None], [1, windows_count])
     indices = tf.reshape(tf.stack([rows, windows[:, :, n - 1]], axis=-1), [-1, 2])
     updates = tf.reshape(tf.cast(match, tf.int32), [-1])
     banned = tf.tensor_scatter_nd_max(tf.zeros([batch, vocabulary_size], tf.int32), indices, updates)
@@ -107,6 +111,25 @@ def apply_controls(logits: tf.Tensor, prompt: tf.Tensor, index, no_repeat_ngram_
         logits = tf.where(banned, NEG_INF, logits)
     pad_only = tf.where(tf.range(vocabulary_size) == PAD_ID, 0.0, NEG_INF)  # [V]
     return tf.where(finished_rows(prompt, index)[:, None], pad_only[None, :], logits)
+
+
+def encode_contexts(tokenizer, contexts: tf.Tensor, max_length: int) -> tf.Tensor:
+    """[B] strings -> [B, S] ids ([PAD] after each row), each row's last `max_length` tokens.
+
+    Graph-safe (the exported signatures use it); S >= 1 even when every context is empty.
+    """
+    ids = tokenizer(contexts)
+    if not isinstance(ids, tf.RaggedTensor):  # keras-hub returns Python lists when eager.
+        ids = tf.ragged.constant(ids, dtype=tf.int32, ragged_rank=1, inner_shape=())
+    ids = tf.cast(ids[:, -max_length:], tf.int32).to_tensor(default_value=PAD_ID)
+    return tf.pad(ids, [[0, 0], [0, tf.maximum(1 - tf.shape(ids)[1], 0)]], constant_values=PAD_ID)
+
+
+def detokenize_replies(tokenizer, reply_ids: tf.Tensor) -> tf.Tensor:
+    """[B, L] reply ids -> [B] strings, cut before [END], spacing restored (graph-safe)."""
+    lengths = reply_lengths(reply_ids) - tf.cast(tf.reduce_any(reply_ids == END_ID, axis=-1), tf.int32)
+    ragged = tf.RaggedTensor.from_tensor(reply_ids, lengths=lengths)
+    return restore_spacing(tf.strings.strip(tokenizer.detokenize(ragged)))
 
 
 def make_sampler(settings: DecodingSettings):
@@ -175,11 +198,7 @@ class ReplyGenerator:
     # -- token ids ---------------------------------------------------------
     def encode(self, contexts: list[str]) -> tf.Tensor:
         """Contexts -> padded [B, S] ids, each keeping its last `max_length` tokens."""
-        ids = self.tokenizer(tf.constant(contexts))
-        if not isinstance(ids, tf.RaggedTensor):
-            ids = tf.ragged.constant(ids, dtype=tf.int32)
-        ids = tf.cast(ids[:, -self.model.max_length :], tf.int32)
-        return ids.to_tensor(default_value=PAD_ID, shape=[None, max(1, int(tf.reduce_max(ids.row_lengths())))])
+        return encode_contexts(self.tokenizer, tf.constant(contexts), self.model.max_length)
 
     def generate_ids(self, encoder_ids, settings: DecodingSettings = DecodingSettings()) -> np.ndarray:
         """[B, S] ids -> [B, max_reply_length] reply ids; [PAD] after [END]."""
@@ -193,11 +212,7 @@ class ReplyGenerator:
         return [t.decode("utf-8") for t in self.detokenize(tf.constant(reply_ids)).numpy()]
 
     def detokenize(self, reply_ids: tf.Tensor) -> tf.Tensor:
-        """[B, L] reply ids -> [B] strings, cut before [END], spacing restored (graph-safe)."""
-        lengths = reply_lengths(reply_ids) - tf.cast(tf.reduce_any(reply_ids == END_ID, axis=-1), tf.int32)
-        ragged = tf.RaggedTensor.from_tensor(reply_ids, lengths=lengths)
-        text = self.tokenizer.detokenize(ragged)
-        return restore_spacing(tf.strings.strip(text))
+        return detokenize_replies(self.tokenizer, reply_ids)
 
     # -- graphs ------------------------------------------------------------
     def _graph(self, settings: DecodingSettings):
@@ -219,35 +234,81 @@ class ReplyGenerator:
         return self._graphs[settings]
 
     def _generate(self, encoder_ids, settings: DecodingSettings, sampler):
-        model = self.model
-        beams = settings.num_beams if settings.strategy == "beam" else 1
-        length = min(settings.max_reply_length, model.max_length - 1) + 1  # [START] + reply.
-        batch = tf.shape(encoder_ids)[0]
-        encoder_outputs, encoder_mask = model.encode(encoder_ids)
-        encoder_outputs = tf.repeat(encoder_outputs, beams, axis=0)  # Samplers repeat only prompt and cache.
-        encoder_mask = tf.repeat(encoder_mask, beams, axis=0)
-        start = tf.fill([batch, 1], START_ID)
-        prompt = tf.concat([start, tf.fill([batch, length - 1], PAD_ID)], axis=1)
+        def controlled(logits, prompt, index):
+            return apply_controls(logits, prompt, index, settings.no_repeat_ngram_size, self.continuation_pieces)
 
-        if self.use_cache:
-            caches = model.empty_caches(batch, tf.shape(encoder_ids)[1], length)
-            first_outputs = encoder_outputs[::beams]
-            _, caches = model.decode_step(start, 0, first_outputs, encoder_mask[::beams], caches, fill_cross_cache=True)
+        reply_ids = generate_reply_ids(
+            self.model, encoder_ids, sampler, settings.max_reply_length, controlled,
+            beams=settings.num_beams if settings.strategy == "beam" else 1,
+            stop_at_end=settings.stop_at_end, use_cache=self.use_cache,
+        )
+        if settings.strategy == "beam":
+            reply_ids = best_beam(*reply_ids, alpha=settings.length_penalty)
+        return reply_ids[..., 1:]
 
-            def next_fn(prompt, caches, index):
-                logits, caches = model.decode_step(prompt[:, index - 1 : index], index - 1, encoder_outputs, encoder_mask, caches)
-                return self._controlled(logits, prompt, index, settings), None, caches
-        else:
-            caches = None
 
-            def next_fn(prompt, caches, index):
-                logits = model.decode(prompt[:, :index], encoder_outputs, encoder_mask)[:, -1, :]
-                return self._controlled(logits, prompt, index, settings), None, caches
+def generate_reply_ids(model, encoder_ids, sampler, max_reply_length, controlled, beams: int = 1,
+                       stop_at_end: bool = True, use_cache: bool = True, output_kernel=None):
+    """Encode once, then run `sampler` over the decoder -> [START] + reply ids [B, L + 1].
 
-        return decode_loop(next_fn, prompt, caches, settings, sampler)
+    `max_reply_length` (L) may be a tensor; it is capped to what the position
+    embeddings cover. `controlled(logits [B, V], prompt, index)` masks or reshapes the
+    next-token logits (see `apply_controls`). With `beams` > 1 (`BeamSampler`) the result
+    is the sampler's (prompts [B, K, L + 1], log-probabilities [B, K]). `output_kernel`:
+    `model.output_kernel()`, computed here once per call unless given (exports keep one).
+    """
+    length = tf.minimum(tf.cast(max_reply_length, tf.int32), model.max_length - 1) + 1  # [START] + reply.
+    batch = tf.shape(encoder_ids)[0]
+    encoder_outputs, encoder_mask = model.encode(encoder_ids)
+    encoder_outputs = tf.repeat(encoder_outputs, beams, axis=0)  # Samplers repeat only prompt and cache.
+    encoder_mask = tf.repeat(encoder_mask, beams, axis=0)
+    start = tf.fill([batch, 1], START_ID)
+    prompt = tf.concat([start, tf.fill([batch, length - 1], PAD_ID)], axis=1)
 
-    def _controlled(self, logits, prompt, index, settings: DecodingSettings):
-        return apply_controls(logits, prompt, index, settings.no_repeat_ngram_size, self.continuation_pieces)
+    if use_cache:
+        kernel = model.output_kernel() if output_kernel is None else output_kernel
+        caches = model.empty_caches(batch, tf.shape(encoder_ids)[1], length)
+        first_outputs = encoder_outputs[::beams]
+        _, caches = model.decode_step(start, 0, first_outputs, encoder_mask[::beams], caches, fill_cross_cache=True)
+
+        def next_fn(prompt, caches, index):
+            token = prompt[:, index - 1 : index]
+            logits, caches = model.decode_step(token, index - 1, encoder_outputs, encoder_mask, caches, output_kernel=kernel)
+            return controlled(logits, prompt, index), None, caches
+    else:
+        caches = None
+
+        def next_fn(prompt, caches, index):
+            logits = model.decode(prompt[:, :index], encoder_outputs, encoder_mask)[:, -1, :]
+            return controlled(logits, prompt, index), None, caches
+
+    return sampler(next_fn, prompt, cache=caches, index=1, stop_token_ids=[END_ID] if stop_at_end else None)
+
+
+def sampling_logits(logits, index, temperature, top_k, top_p, seed) -> tf.Tensor:
+    """Logits [B, V] whose arg-max is a random draw: temperature, top-k, top-p, Gumbel noise.
+
+    For decoding controls that arrive as tensors (a served request's own settings),
+    where keras-hub's samplers fix temperature, k and p when traced. Adding Gumbel
+    noise to the filtered log-probabilities and taking the arg-max (the greedy
+    sampler) draws exactly from their softmax. The noise depends only on
+    (`seed`, `index`), so a request's seed reproduces its reply. `top_k` 0 and
+    `top_p` 1 keep every token; like keras-hub's `TopPSampler`, top-p keeps the
+    smallest set of most likely tokens whose probability reaches `top_p`.
+    """
+    vocabulary_size = tf.shape(logits)[-1]
+    logits = logits / tf.cast(temperature, logits.dtype)
+    ranked = tf.sort(logits, axis=-1, direction="DESCENDING")  # [B, V]
+    k = tf.where(top_k > 0, tf.minimum(tf.cast(top_k, tf.int32), vocabulary_size), vocabulary_size)
+    ranked_probabilities = tf.nn.softmax(ranked, axis=-1)
+    mass_before = tf.cumsum(ranked_probabilities, axis=-1, exclusive=True)
+    keep = (mass_before < tf.cast(top_p, logits.dtype)) & (tf.range(vocabulary_size)[None, :] < k)  # [B, V]
+    kept = tf.reduce_sum(tf.cast(keep, tf.int32), axis=-1)  # >= 1: the most likely token is always kept.
+    threshold = tf.gather(ranked, kept - 1, axis=1, batch_dims=1)  # [B]
+    logits = tf.where(logits >= threshold[:, None], logits, NEG_INF)
+    seeds = tf.stack([tf.cast(seed, tf.int32), tf.cast(index, tf.int32)])
+    uniform = tf.random.stateless_uniform(tf.shape(logits), seeds, minval=1e-20, maxval=1.0)
+    return logits - tf.math.log(-tf.math.log(uniform))
 
 
 def greedy_replies(model, tokenizer, contexts: list[str], max_reply_length: int = 30) -> list[str]:

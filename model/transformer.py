@@ -114,7 +114,7 @@ class Seq2SeqTransformer(keras.Model):
     def empty_caches(self, batch_size, encoder_length, max_length=None):
         """Zeroed per-layer caches: self [B, 2, T, H, Dh] and cross [B, 2, S, H, Dh] attention."""
         head_dim = self.hidden_dim // self.num_heads
-        max_length = max_length or self.max_length
+        max_length = self.max_length if max_length is None else max_length
         self_shape = (batch_size, 2, max_length, self.num_heads, head_dim)
         cross_shape = (batch_size, 2, encoder_length, self.num_heads, head_dim)
         return (
@@ -122,12 +122,14 @@ class Seq2SeqTransformer(keras.Model):
             tuple(ops.zeros(cross_shape, self.compute_dtype) for _ in self.decoder_layers),
         )
 
-    def decode_step(self, token_ids, index, encoder_outputs, encoder_padding_mask, caches, fill_cross_cache=False):
+    def decode_step(self, token_ids, index, encoder_outputs, encoder_padding_mask, caches, fill_cross_cache=False,
+                    output_kernel=None):
         """One cached decoder step: ids [B, 1] at position `index` -> (logits [B, V], caches).
 
         The self-attention caches gain this position's keys/values. The cross-attention
         caches hold the encoder's keys/values: computed when `fill_cross_cache` (the first
-        step), reused as they are afterwards.
+        step), reused as they are afterwards. `output_kernel` (see `output_kernel()`),
+        computed once per reply, saves re-transposing the embedding at every step.
         """
         self_caches, cross_caches = caches
         x = self.embed(token_ids, self.decoder_position, start_index=index)
@@ -144,12 +146,23 @@ class Seq2SeqTransformer(keras.Model):
             )
             new_self.append(self_cache)
             new_cross.append(cross_cache)
-        logits = self.logits(self.decoder_norm(x))[:, 0, :]
+        hidden = self.decoder_norm(x)[:, 0, :]  # [B, D]
+        if output_kernel is None:
+            return self.logits(hidden[:, None, :])[:, 0, :], (tuple(new_self), tuple(new_cross))
+        logits = ops.cast(ops.matmul(hidden, ops.cast(output_kernel, hidden.dtype)), "float32")
         return logits, (tuple(new_self), tuple(new_cross))
 
     def logits(self, hidden):
         """[B, T, D] -> [B, T, V] through the transposed token embedding (float32)."""
         return ops.cast(self.token_embedding(hidden, reverse=True), "float32")
+
+    def output_kernel(self):
+        """[D, V]: the tied embedding laid out for `hidden @ kernel` (a copy; decoding only).
+
+        A [B, D] x [D, V] product in this layout is ~8x faster at batch 16 on CPU than
+        multiplying by the transposed [V, D] embedding (benchmarked in the README).
+        """
+        return ops.transpose(ops.convert_to_tensor(self.token_embedding.embeddings))
 
     def call(self, inputs, training=False):
         encoder_outputs, encoder_padding_mask = self.encode(inputs["encoder_inputs"], training=training)

@@ -66,3 +66,13 @@ def write_bytes(tmp_path: Path, name: str, data: bytes) -> Path:
     path = tmp_path / name
     path.write_bytes(data)
     return path
+
+
+@pytest.fixture(scope="session")
+def exported(real_run, tmp_path_factory):
+    """The tiny real run exported for TF Serving: (model base path, version 1 directory)."""
+    from serving.export import export_run
+
+    base_dir = tmp_path_factory.mktemp("saved_models")
+    version_dir = export_run(real_run[0], base_dir=base_dir)
+    return version_dir.parent, version_dir

@@ -100,7 +100,7 @@ def test_resume_after_kill_9(tmp_path, chatbot_csv):
     small.write_text("\n".join(lines[:2001]) + "\n", encoding="utf-8")
     run_dir = tmp_path / "run"
     args = ["--preset", "tiny", "--data", str(small), "--run-dir", str(run_dir), "--epochs", "4",
-            "--set", "train.early_stopping_patience=10"]
+            "--set", "train.early_stopping_patience=10", f"export.base_dir={tmp_path / 'saved_models'}"]
 
     first = run_train(args)
     metadata = run_dir / "backup" / "training_metadata.json"
@@ -123,6 +123,11 @@ def test_resume_after_kill_9(tmp_path, chatbot_csv):
     epochs = [int(row.split(",")[0]) for row in history[1:]]
     assert epochs == [0, 1, 2, 3], history
     assert json.loads((run_dir / "metrics.json").read_text())["epochs_trained"] == 4
+    # The finished run was exported once for TF Serving; running again exports nothing new.
+    assert (tmp_path / "saved_models" / "chatbot" / "1" / "saved_model.pb").exists()
+    assert json.loads((run_dir / "export.json").read_text())["version"] == 1
+    again, _ = run_train(args).communicate(timeout=300)
+    assert "nothing to train" in again and not (tmp_path / "saved_models" / "chatbot" / "2").exists()
 
 
 def test_cli_reports_bad_data(tmp_path):

@@ -1,0 +1,156 @@
+"""Export a trained run as a SavedModel in TF Serving's layout, one atomic version at a time.
+
+    saved_models/<name>/<version>/saved_model.pb
+                                  variables/
+                                  assets.extra/vocab.txt, config.yaml, export.json,
+                                               tf_serving_warmup_requests
+
+The version is the next integer after the highest one present. It is written
+under a hidden temporary name, checked (no `Xla*` op in the graph or its function
+library) and renamed into place, so a server watching the base path never sees a
+half-written or unservable version. `assets.extra/tf_serving_warmup_requests` holds
+one request per signature; TF Serving (and `serve.py`) replay it when loading so the
+first user does not pay for graph start-up.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import keras
+import tensorflow as tf
+from tensorflow.core.protobuf import saved_model_pb2
+from tensorflow_serving.apis import predict_pb2, prediction_log_pb2
+
+from config import Config
+from serving.client import chat_arrays
+from serving.signatures import CHAT_SPECS, TEXT_SPEC, ServingFunctions
+
+SERVING_DEFAULT = "serving_default"
+CHAT_SIGNATURE = "chat"
+WARMUP_FILE = "tf_serving_warmup_requests"
+
+
+def versions(model_dir: Path) -> list[int]:
+    """Integer version folders under `model_dir`, ascending (other names are ignored, as TF Serving does)."""
+    if not Path(model_dir).is_dir():
+        return []
+    return sorted(int(p.name) for p in Path(model_dir).iterdir() if p.is_dir() and p.name.isdigit())
+
+
+def graph_op_types(saved_model_dir: Path) -> set[str]:
+    """Every op type in `saved_model.pb`: the graphs and their function libraries."""
+    saved_model = saved_model_pb2.SavedModel()
+    saved_model.ParseFromString((Path(saved_model_dir) / "saved_model.pb").read_bytes())
+    types = set()
+    for meta_graph in saved_model.meta_graphs:
+        types.update(node.op for node in meta_graph.graph_def.node)
+        for function in meta_graph.graph_def.library.function:
+            types.update(node.op for node in function.node_def)
+    return types
+
+
+def export_model(model, tokenizer, config: Config, run_dir: Path | None = None,
+                 base_dir: str | Path | None = None) -> Path:
+    """Write the next version of `config.export.name`; returns its final directory."""
+    model_dir = Path(base_dir or config.export.base_dir) / config.export.name
+    model_dir.mkdir(parents=True, exist_ok=True)
+    staging = model_dir / f".staging-{os.getpid()}"
+    shutil.rmtree(staging, ignore_errors=True)
+    try:
+        write_saved_model(model, tokenizer, config, staging)
+        write_extras(staging, tokenizer, config, run_dir)
+        xla_ops = sorted(op for op in graph_op_types(staging) if op.startswith("Xla"))
+        if xla_ops:
+            raise RuntimeError(f"the exported graph uses {xla_ops}, which TF Serving cannot run without XLA")
+        return publish(staging, model_dir)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def write_saved_model(model, tokenizer, config: Config, path: Path, stop_at_end: bool = True) -> None:
+    """The SavedModel alone (`stop_at_end=False` only for latency benchmarks: fixed-length replies)."""
+    functions = ServingFunctions(model, tokenizer, config.data.context_turns, config.export, stop_at_end)
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    archive.track(tokenizer)
+    archive.track(functions.output_kernel)
+    archive.add_endpoint(SERVING_DEFAULT, functions.reply, input_signature=[TEXT_SPEC])
+    archive.add_endpoint(CHAT_SIGNATURE, functions.chat, input_signature=list(CHAT_SPECS))
+    archive.write_out(str(path), verbose=False)
+
+
+def write_extras(path: Path, tokenizer, config: Config, run_dir: Path | None) -> None:
+    """Vocabulary, configuration, provenance and warm-up requests, beside the graph."""
+    extra = path / "assets.extra"
+    extra.mkdir(parents=True, exist_ok=True)
+    (extra / "vocab.txt").write_text("\n".join(tokenizer.get_vocabulary()) + "\n", encoding="utf-8")
+    config.save(extra / "config.yaml")
+    provenance = {"run_dir": str(run_dir) if run_dir else None, "signatures": [SERVING_DEFAULT, CHAT_SIGNATURE]}
+    (extra / "export.json").write_text(json.dumps(provenance, indent=2), encoding="utf-8")
+    with tf.io.TFRecordWriter(str(extra / WARMUP_FILE)) as writer:
+        for request in warmup_requests(config):
+            log = prediction_log_pb2.PredictionLog(predict_log=prediction_log_pb2.PredictLog(request=request))
+            writer.write(log.SerializeToString())
+
+
+def warmup_requests(config: Config) -> list[predict_pb2.PredictRequest]:
+    question = config.train.sample_questions[0] if config.train.sample_questions else "안녕"
+    default = predict_pb2.PredictRequest()
+    default.model_spec.name, default.model_spec.signature_name = config.export.name, SERVING_DEFAULT
+    default.inputs["text"].CopyFrom(tf.make_tensor_proto([question]))
+    requests = [default]
+    for strategy in ("greedy", "beam", "sample"):
+        chat = predict_pb2.PredictRequest()
+        chat.model_spec.name, chat.model_spec.signature_name = config.export.name, CHAT_SIGNATURE
+        for key, value in chat_arrays([[question]], strategy=strategy).items():
+            chat.inputs[key].CopyFrom(tf.make_tensor_proto(value))
+        requests.append(chat)
+    return requests
+
+
+def publish(staging: Path, model_dir: Path) -> Path:
+    """Rename `staging` to the next free version number (atomic on one file system)."""
+    while True:
+        version = (versions(model_dir) or [0])[-1] + 1
+        target = model_dir / str(version)
+        try:
+            os.rename(staging, target)  # Fails if another exporter took the number first.
+            return target
+        except OSError:
+            if not target.exists():
+                raise
+
+
+def export_run(run_dir: str | Path, base_dir: str | Path | None = None, name: str | None = None) -> Path:
+    """Export a finished run directory (see `model/run_files.py`)."""
+    import dataclasses
+
+    from model.run_files import load_run
+
+    run = load_run(run_dir)
+    config = run.config
+    if name:
+        config = dataclasses.replace(config, export=dataclasses.replace(config.export, name=name))
+    return export_model(run.model, run.tokenizer, config, run_dir=run.run_dir, base_dir=base_dir)
+
+
+def export_finished_run(run_dir: str | Path, base_dir: str | Path | None = None) -> Path:
+    """Export a run once: `<run_dir>/export.json` records the version, and a re-run reuses it.
+
+    A crash between the rename and the record leaves one extra version, never a
+    half-written or overwritten one.
+    """
+    record = Path(run_dir) / "export.json"
+    if record.exists():
+        exported = Path(json.loads(record.read_text(encoding="utf-8"))["path"])
+        if exported.is_dir():
+            return exported
+    path = export_run(run_dir, base_dir=base_dir)
+    tmp = record.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps({"path": str(path), "version": int(path.name)}, indent=2), encoding="utf-8")
+    tmp.replace(record)
+    return path

@@ -1,0 +1,136 @@
+"""The exported model's graph functions: text in, reply out, everything in between in the graph.
+
+Two signatures, both returning `{"reply": [batch] string}`:
+
+    serving_default(text [B] string)
+        greedy replies with the export's fixed settings (`ExportConfig`);
+    chat(history [B, T] string, strategy [] string, temperature [] float,
+         top_k [] int, top_p [] float, max_length [] int, seed [] int)
+        one conversation per row, oldest turn first, "" where a row has fewer turns;
+        the last `data.context_turns` non-empty turns are joined with " [SEP] " (as in
+        training); the decoding controls apply to the whole request.
+
+Inside: NFC normalisation and whitespace folding (as `normalize_text`), WordPiece
+tokenization, the cached decoder with a keras-hub sampler (greedy, beam, or greedy
+over Gumbel-perturbed logits for sampling, see `sampling_logits`), detokenization
+with the training text's spacing. No `py_function`, and no `Xla*` op
+(`core_op_slice_update`), so TF Serving, which runs with XLA disabled, can serve it.
+Bad controls fail the request with InvalidArgument (HTTP 400 from TF Serving).
+"""
+
+from __future__ import annotations
+
+import keras_hub
+import tensorflow as tf
+import tensorflow_text as tf_text
+
+from config import ExportConfig
+from data_pipeline.examples import SEP_TEXT
+from model.core_ops import core_op_slice_update
+from model.generation import (
+    apply_controls, best_beam, detokenize_replies, encode_contexts, generate_reply_ids, sampling_logits,
+)
+
+STRATEGIES = ("greedy", "beam", "sample")
+TEXT_SPEC = tf.TensorSpec([None], tf.string, name="text")
+CHAT_SPECS = (
+    tf.TensorSpec([None, None], tf.string, name="history"),
+    tf.TensorSpec([], tf.string, name="strategy"),
+    tf.TensorSpec([], tf.float32, name="temperature"),
+    tf.TensorSpec([], tf.int32, name="top_k"),
+    tf.TensorSpec([], tf.float32, name="top_p"),
+    tf.TensorSpec([], tf.int32, name="max_length"),
+    tf.TensorSpec([], tf.int64, name="seed"),
+)
+
+
+def normalize_in_graph(text: tf.Tensor) -> tf.Tensor:
+    """NFC, whitespace runs (Unicode separators included) folded to one space, stripped."""
+    text = tf_text.normalize_utf8(text, "NFC")
+    return tf.strings.strip(tf.strings.regex_replace(text, r"[\s\p{Z}]+", " "))
+
+
+def join_history(history: tf.Tensor, context_turns: int) -> tf.Tensor:
+    """[B, T] turns, oldest first, "" for none -> [B] contexts of the last non-empty turns."""
+    turns = normalize_in_graph(history)
+    turns = tf.ragged.boolean_mask(turns, tf.strings.length(turns) > 0)
+    return tf.strings.reduce_join(turns[:, -max(1, context_turns) :], axis=1, separator=SEP_TEXT)
+
+
+class ServingFunctions:
+    """The graph functions of an export, around a trained model and its tokenizer."""
+
+    def __init__(self, model, tokenizer, context_turns: int, export_config: ExportConfig, stop_at_end: bool = True):
+        self.model = model
+        self.stop_at_end = stop_at_end  # False: always max_length tokens (latency benchmarks only).
+        self.tokenizer = tokenizer
+        self.context_turns = context_turns
+        self.settings = export_config
+        vocabulary = tokenizer.get_vocabulary()
+        self.continuation_pieces = tf.constant([token.startswith("##") for token in vocabulary])
+        # The output projection laid out for decoding, kept as a variable (see `output_kernel`).
+        self.output_kernel = tf.Variable(model.output_kernel(), trainable=False, name="output_kernel")
+        self.greedy = keras_hub.samplers.GreedySampler()
+        self.beam = keras_hub.samplers.BeamSampler(num_beams=export_config.num_beams, return_all_beams=True)
+
+    def reply(self, text):
+        """serving_default: [B] questions -> {"reply": [B] greedy replies}."""
+        encoder_ids = encode_contexts(self.tokenizer, normalize_in_graph(text), self.model.max_length)
+        with core_op_slice_update():
+            reply_ids = self._greedy(encoder_ids, self.settings.max_reply_length)
+        return {"reply": detokenize_replies(self.tokenizer, reply_ids)}
+
+    def chat(self, history, strategy, temperature, top_k, top_p, max_length, seed):
+        """[B, T] conversations and decoding controls -> {"reply": [B] replies}."""
+        strategy_index = self._check_controls(strategy, temperature, top_k, top_p, max_length)
+        with tf.control_dependencies([strategy_index]):
+            encoder_ids = encode_contexts(self.tokenizer, join_history(history, self.context_turns), self.model.max_length)
+        with core_op_slice_update():  # No Xla* ops in the graph (see model/core_ops.py).
+            reply_ids = tf.switch_case(strategy_index, [
+                lambda: self._greedy(encoder_ids, max_length),
+                lambda: self._beam(encoder_ids, max_length),
+                lambda: self._sample(encoder_ids, max_length, temperature, top_k, top_p, seed),
+            ])
+        return {"reply": detokenize_replies(self.tokenizer, reply_ids)}
+
+    # -- strategies: each returns reply ids [B, L] ---------------------------
+    def _controlled(self, logits, prompt, index):
+        return apply_controls(logits, prompt, index, self.settings.no_repeat_ngram_size, self.continuation_pieces)
+
+    def _greedy(self, encoder_ids, max_length):
+        return generate_reply_ids(
+            self.model, encoder_ids, self.greedy, max_length, self._controlled, stop_at_end=self.stop_at_end,
+            output_kernel=self.output_kernel,
+        )[:, 1:]
+
+    def _beam(self, encoder_ids, max_length):
+        beams = self.settings.num_beams
+        prompts, log_probs = generate_reply_ids(
+            self.model, encoder_ids, self.beam, max_length, self._controlled, beams=beams, stop_at_end=self.stop_at_end,
+            output_kernel=self.output_kernel,
+        )
+        return best_beam(prompts, log_probs, alpha=self.settings.length_penalty)[:, 1:]
+
+    def _sample(self, encoder_ids, max_length, temperature, top_k, top_p, seed):
+        def perturbed(logits, prompt, index):
+            logits = self._controlled(logits, prompt, index)
+            return sampling_logits(logits, index, temperature, top_k, top_p, seed)
+
+        return generate_reply_ids(
+            self.model, encoder_ids, self.greedy, max_length, perturbed, stop_at_end=self.stop_at_end,
+            output_kernel=self.output_kernel,
+        )[:, 1:]
+
+    def _check_controls(self, strategy, temperature, top_k, top_p, max_length):
+        """The strategy's index; InvalidArgument naming the field for out-of-range controls."""
+        matches = tf.equal(tf.constant(STRATEGIES), strategy)
+        checks = [
+            tf.debugging.assert_equal(tf.reduce_any(matches), True, message=f"strategy must be one of {STRATEGIES}"),
+            tf.debugging.assert_positive(temperature, message="temperature must be > 0"),
+            tf.debugging.assert_non_negative(top_k, message="top_k must be >= 0 (0: no limit)"),
+            tf.debugging.assert_positive(top_p, message="top_p must be in (0, 1]"),
+            tf.debugging.assert_less_equal(top_p, 1.0, message="top_p must be in (0, 1]"),
+            tf.debugging.assert_positive(max_length, message="max_length must be >= 1"),
+        ]
+        with tf.control_dependencies(checks):
+            return tf.argmax(tf.cast(matches, tf.int32), output_type=tf.int32)

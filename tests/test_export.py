@@ -1,0 +1,152 @@
+"""serving/export.py and serving/signatures.py: TF Serving layout, atomic versions, signatures that
+reload with the same replies, and a graph TF Serving can run (no Xla*, only bundled ops)."""
+
+import json
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from conftest import ROOT
+from model.generation import DecodingSettings, ReplyGenerator
+from model.run_files import load_run
+from serving.client import chat_arrays
+from serving.export import export_finished_run, graph_op_types, publish, versions
+from serving.signatures import join_history, normalize_in_graph
+
+QUESTIONS = ["안녕하세요", "오늘 너무 피곤해", "배고픈데 뭐 먹을까?", "주말에 뭐 하지?"]
+# tensorflow-text ops the graph may use: all bundled with TF Serving 2.10+ (tensorflow_serving/model_servers).
+TF_TEXT_OPS = {"NormalizeUTF8", "FastWordpieceTokenizeWithOffsets", "TFText>FastWordpieceDetokenize",
+               "RegexSplitWithOffsets", "CaseFoldUTF8", "WhitespaceTokenizeWithOffsetsV2"}
+
+
+def test_layout_and_extras(exported):
+    base, version_dir = exported
+    assert version_dir == base / "1" and versions(base) == [1]
+    for name in ("saved_model.pb", "variables/variables.index", "assets.extra/vocab.txt", "assets.extra/config.yaml",
+                 "assets.extra/tf_serving_warmup_requests"):
+        assert (version_dir / name).exists(), name
+    assert not [p for p in base.iterdir() if p.name.startswith(".")]  # No staging left behind.
+
+
+def test_graph_has_no_xla_ops_and_only_ops_tf_serving_bundles(exported):
+    types = graph_op_types(exported[1])
+    assert not [t for t in types if t.startswith("Xla")]
+    assert {"FastWordpieceTokenizeWithOffsets", "TensorStridedSliceUpdate", "While"} <= types  # It did look.
+    # In a process that never imported tensorflow_text, every other op must be a core TensorFlow op.
+    script = ("import json, sys; from tensorflow.python.framework import op_def_registry as r; "
+              "print(json.dumps([t for t in json.loads(sys.argv[1]) if r.get(t) is None]))")
+    process = subprocess.run([sys.executable, "-c", script, json.dumps(sorted(types))],
+                             capture_output=True, text=True, timeout=120)
+    assert process.returncode == 0, process.stderr
+    not_core = set(json.loads(process.stdout.strip().splitlines()[-1]))
+    assert not_core and not_core <= TF_TEXT_OPS, not_core
+
+
+def test_saved_model_cli_lists_the_signatures(exported):
+    cli = shutil.which("saved_model_cli", path=str(ROOT / ".venv" / "bin")) or shutil.which("saved_model_cli")
+    assert cli, "saved_model_cli (installed with tensorflow) not found"
+    process = subprocess.run([cli, "show", "--dir", str(exported[1]), "--all"], capture_output=True, text=True, timeout=300)
+    assert process.returncode == 0, process.stderr
+    for expected in ("signature_def['serving_default']", "signature_def['chat']", "inputs['text']", "inputs['history']",
+                     "inputs['top_p']", "outputs['reply']"):
+        assert expected in process.stdout, expected
+
+
+@pytest.fixture(scope="module")
+def reloaded(exported):
+    return tf.saved_model.load(str(exported[1]))
+
+
+@pytest.fixture(scope="module")
+def in_memory(real_run):
+    run = load_run(real_run[0])
+    return ReplyGenerator(run.model, run.tokenizer), run.config.export
+
+
+def chat(reloaded, history, **controls):
+    inputs = chat_arrays(history, **controls)
+    inputs["history"] = tf.constant(inputs["history"].tolist())
+    outputs = reloaded.signatures["chat"](**{k: tf.constant(v) for k, v in inputs.items()})
+    return [r.decode() for r in outputs["reply"].numpy()]
+
+
+def test_reloaded_export_gives_the_in_memory_replies(reloaded, in_memory):
+    generator, export = in_memory
+    greedy = DecodingSettings(max_reply_length=export.max_reply_length, no_repeat_ngram_size=export.no_repeat_ngram_size)
+    expected = generator.reply(QUESTIONS, greedy)
+    served = reloaded.signatures["serving_default"](text=tf.constant(QUESTIONS))["reply"].numpy()
+    assert [r.decode() for r in served] == expected
+    assert chat(reloaded, [[q] for q in QUESTIONS], max_length=export.max_reply_length) == expected
+    beam = DecodingSettings(strategy="beam", num_beams=export.num_beams, length_penalty=export.length_penalty,
+                            max_reply_length=12, no_repeat_ngram_size=export.no_repeat_ngram_size)
+    assert chat(reloaded, [[q] for q in QUESTIONS], strategy="beam", max_length=12) == generator.reply(QUESTIONS, beam)
+
+
+def test_max_length_control_caps_reply_tokens(reloaded, in_memory):
+    generator, export = in_memory
+    short = DecodingSettings(max_reply_length=2, no_repeat_ngram_size=export.no_repeat_ngram_size)
+    assert chat(reloaded, [[q] for q in QUESTIONS], max_length=2) == generator.reply(QUESTIONS, short)
+
+
+def test_sampling_is_per_request_and_reproducible(reloaded):
+    history = [["오늘 뭐 먹지"]] * 16
+    first = chat(reloaded, history, strategy="sample", temperature=1.5, seed=11)
+    assert first == chat(reloaded, history, strategy="sample", temperature=1.5, seed=11)
+    assert first != chat(reloaded, history, strategy="sample", temperature=1.5, seed=12)
+    assert len(set(first)) > 1  # Rows draw independently.
+    # Narrow controls leave one choice: sampling equals greedy.
+    greedy = chat(reloaded, history)
+    assert chat(reloaded, history, strategy="sample", top_k=1, seed=3) == greedy
+    assert chat(reloaded, history, strategy="sample", top_p=1e-6, seed=3) == greedy
+
+
+@pytest.mark.parametrize("controls, message", [
+    ({"strategy": "nucleus"}, "strategy must be one of"),
+    ({"temperature": 0.0}, "temperature must be > 0"),
+    ({"top_p": 1.5}, "top_p must be in"),
+    ({"top_k": -1}, "top_k must be >= 0"),
+    ({"max_length": 0}, "max_length must be >= 1"),
+])
+def test_bad_controls_are_invalid_argument(reloaded, controls, message):
+    with pytest.raises(tf.errors.InvalidArgumentError, match=message):
+        chat(reloaded, [["안녕"]], **controls)
+
+
+def test_history_keeps_the_last_turns_normalised():
+    history = tf.constant([["하나", "둘", "셋  넷\u3000"], ["안녕", "", ""]])
+    assert [t.decode() for t in join_history(history, 2).numpy()] == ["둘 [SEP] 셋 넷", "안녕"]
+    assert normalize_in_graph(tf.constant(["\u1100\u1161 가"])).numpy()[0].decode() == "가 가"  # NFC.
+
+
+def test_versions_are_published_atomically_and_increase(tmp_path):
+    model_dir = tmp_path / "chatbot"
+    model_dir.mkdir()
+    (model_dir / "1").mkdir()
+    (model_dir / "notes").mkdir()  # Not a version; ignored, as TF Serving does.
+    staging = model_dir / ".staging-test"
+    staging.mkdir()
+    (staging / "saved_model.pb").write_bytes(b"x")
+    target = publish(staging, model_dir)
+    assert target == model_dir / "2" and (target / "saved_model.pb").exists() and not staging.exists()
+    assert versions(model_dir) == [1, 2]
+
+
+def test_a_finished_run_is_exported_once(real_run, tmp_path):
+    first = export_finished_run(real_run[0], base_dir=tmp_path)
+    assert export_finished_run(real_run[0], base_dir=tmp_path) == first
+    assert versions(first.parent) == [1]
+    (real_run[0] / "export.json").unlink()  # Leave the shared run as it was.
+
+
+def test_export_cli(real_run, tmp_path):
+    process = subprocess.run([sys.executable, str(ROOT / "export.py"), "--run-dir", str(real_run[0]),
+                              "--base-dir", str(tmp_path), "--name", "friend"], capture_output=True, text=True, timeout=300)
+    assert process.returncode == 0, process.stderr[-2000:]
+    assert process.stdout.strip().splitlines()[-1] == str(tmp_path / "friend" / "1")
+    missing = subprocess.run([sys.executable, str(ROOT / "export.py"), "--run-dir", str(tmp_path / "none")],
+                             capture_output=True, text=True, timeout=120)
+    assert missing.returncode == 2 and "not a run directory" in missing.stderr
