@@ -5,6 +5,7 @@ import json
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -47,7 +48,7 @@ def test_graph_has_no_xla_ops_and_only_ops_tf_serving_bundles(exported):
 
 
 def test_saved_model_cli_lists_the_signatures(exported):
-    cli = shutil.which("saved_model_cli", path=str(ROOT / ".venv" / "bin")) or shutil.which("saved_model_cli")
+    cli = shutil.which("saved_model_cli", path=str(Path(sys.executable).parent)) or shutil.which("saved_model_cli")
     assert cli, "saved_model_cli (installed with tensorflow) not found"
     process = subprocess.run([cli, "show", "--dir", str(exported[1]), "--all"], capture_output=True, text=True, timeout=300)
     assert process.returncode == 0, process.stderr
