@@ -64,6 +64,8 @@ class TrainConfig:
     early_stopping_patience: int = 3
     shuffle_buffer: int = 20000
     jit_compile: bool = False  # Bucketed batches vary in shape; XLA would recompile per shape.
+    strategy: str = "default"  # default | mirrored | multi_worker (reads TF_CONFIG); see model/distribution.py.
+    mixed_precision: str = "none"  # none | mixed_bfloat16 (CPUs with AVX512-BF16) | mixed_float16 (GPUs).
     seed: int = 1234
     sample_questions: list[str] = field(
         default_factory=lambda: [

@@ -74,7 +74,9 @@ def main(argv=None) -> int:
         print(f"train.py: {error}", file=sys.stderr)
         return 1
     print(f"run directory: {run_dir}  (tensorboard --logdir {run_dir / 'logs'})")
-    if not args.no_export:
+    from model.distribution import is_chief
+
+    if not args.no_export and is_chief():  # One export per run, by the chief.
         from serving.export import export_finished_run
 
         path = export_finished_run(run_dir)

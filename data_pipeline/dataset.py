@@ -70,8 +70,13 @@ def make_dataset(
     shuffle_buffer: int = 20000,
     word_dropout_rate: float = 0.0,
     bucket_boundaries: tuple[int, ...] = DEFAULT_BUCKET_BOUNDARIES,
+    pad_to: int | None = None,
 ) -> tf.data.Dataset:
-    """The training (shuffle=True) or evaluation (shuffle=False) pipeline."""
+    """The training (shuffle=True) or evaluation (shuffle=False) pipeline.
+
+    `pad_to` replaces length buckets with every batch padded to that many tokens, the
+    way tutorial pipelines do it (for benchmarks that compare against them).
+    """
     if not examples:
         raise ValueError("make_dataset: no examples")
     contexts = tf.constant([e.context for e in examples], tf.string)
@@ -91,6 +96,10 @@ def make_dataset(
         dataset = dataset.map(
             lambda c, d, t: word_dropout(c, d, t, word_dropout_rate, seed), num_parallel_calls=tf.data.AUTOTUNE
         )
+    if pad_to:
+        dataset = dataset.padded_batch(batch_size, padded_shapes=([pad_to], [pad_to], [pad_to]),
+                                       padding_values=(PAD_ID, PAD_ID, PAD_ID))
+        return _to_model_inputs(dataset)
     boundaries = [b for b in bucket_boundaries if b < max_length + 1]
     dataset = dataset.bucket_by_sequence_length(
         element_length_func=lambda c, d, t: tf.maximum(tf.shape(c)[0], tf.shape(d)[0]),
@@ -98,6 +107,11 @@ def make_dataset(
         bucket_batch_sizes=[batch_size] * (len(boundaries) + 1),
         padding_values=(PAD_ID, PAD_ID, PAD_ID),
     )
+    return _to_model_inputs(dataset)
+
+
+def _to_model_inputs(dataset: tf.data.Dataset) -> tf.data.Dataset:
+    """(context, decoder input, target) batches -> Keras' ({"encoder_inputs", "decoder_inputs"}, target)."""
     dataset = dataset.map(
         lambda c, d, t: ({"encoder_inputs": c, "decoder_inputs": d}, t),
         num_parallel_calls=tf.data.AUTOTUNE,

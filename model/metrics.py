@@ -10,6 +10,7 @@ computed over non-padding target tokens only. Perplexity is keras-hub's
 from __future__ import annotations
 
 import keras
+import tensorflow as tf
 import keras_hub
 from keras import ops
 
@@ -40,7 +41,11 @@ class MaskedSparseCrossentropy(keras.losses.Loss):
             uniform = -ops.mean(log_probs, axis=-1)
             nll = (1.0 - self.label_smoothing) * nll + self.label_smoothing * uniform
         mask = ops.cast(ops.not_equal(y_true, self.pad_id), "float32")
-        return ops.sum(nll * mask) / ops.maximum(ops.sum(mask), 1.0)
+        loss = ops.sum(nll * mask) / ops.maximum(ops.sum(mask), 1.0)
+        # Keras divides a batch-mean loss by the number of replicas (tf.distribute sums their
+        # gradients) but skips a loss that `call` already reduced to a scalar, as this one is.
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
+        return loss / replicas if replicas > 1 else loss
 
     def get_config(self):
         config = super().get_config()

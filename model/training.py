@@ -30,6 +30,7 @@ from data_pipeline.dataset import make_dataset, padding_stats
 from data_pipeline.loading import prepare_data
 from model.callbacks import ResumeMonitors, SampleReplies, Throughput, read_history, truncate_history
 from model.generation import greedy_replies
+from model.distribution import distribute_dataset_options, make_strategy, worker_run_dir
 from model.metrics import MaskedAccuracy, MaskedSparseCrossentropy, perplexity
 from model.schedule import NoamSchedule
 from model.transformer import build_model
@@ -65,6 +66,16 @@ def check_or_save_config(config: Config, run_dir: Path) -> None:
     config.save(path)  # Record allowed changes (e.g. more epochs).
 
 
+PRECISIONS = ("none", "mixed_bfloat16", "mixed_float16")
+
+
+def set_precision(mixed_precision: str) -> None:
+    """Keras' global dtype policy; mixed_float16 gets loss scaling from `compile` (Keras wraps the optimizer)."""
+    if mixed_precision not in PRECISIONS:
+        raise ValueError(f"train.mixed_precision must be one of {PRECISIONS}, got {mixed_precision!r}")
+    keras.mixed_precision.set_global_policy("float32" if mixed_precision == "none" else mixed_precision)
+
+
 def compile_model(model, config: Config) -> None:
     schedule = NoamSchedule(config.model.hidden_dim, config.train.warmup_steps, config.train.learning_rate_scale)
     model.compile(
@@ -77,7 +88,8 @@ def compile_model(model, config: Config) -> None:
 
 def train(config: Config, run_dir: str | Path) -> dict:
     """Train (or resume, or report) the run in `run_dir`; return its metrics."""
-    run_dir = Path(run_dir)
+    strategy = make_strategy(config.train.strategy)
+    run_dir = worker_run_dir(Path(run_dir))  # Non-chief workers write a private copy.
     run_dir.mkdir(parents=True, exist_ok=True)
     metrics_path = run_dir / "metrics.json"
     if metrics_path.exists():
@@ -88,14 +100,18 @@ def train(config: Config, run_dir: str | Path) -> dict:
 
     data = prepare_data(config.data, run_dir)
     train_ds, validation_ds = make_pipelines(config, data)
+    train_ds = distribute_dataset_options(train_ds, strategy)
+    validation_ds = distribute_dataset_options(validation_ds, strategy)
     train_padding = padding_stats(train_ds)  # Word dropout changes tokens, never lengths.
     print(
         f"{len(data.train)} training / {len(data.validation)} validation examples, "
         f"vocabulary {len(data.vocabulary)}; padding computed: "
         f"{train_padding.padding_fraction:.1%} of positions (mean per batch {train_padding.mean_batch_padding:.1%})"
     )
-    model = build_model(config.model, len(data.vocabulary), config.data.max_length)
-    compile_model(model, config)
+    set_precision(config.train.mixed_precision)
+    with strategy.scope():
+        model = build_model(config.model, len(data.vocabulary), config.data.max_length)
+        compile_model(model, config)
 
     epochs_done = _epochs_in_backup(run_dir / "backup")
     history = truncate_history(run_dir / "history.csv", epochs_done)
