@@ -15,7 +15,7 @@ from pathlib import Path
 
 from config import DataConfig
 from data_pipeline.examples import Example, load_examples, save_examples, split_dialogues, to_examples
-from data_pipeline.sources import Dialogue, ReadReport, read_qa_csv
+from data_pipeline.sources import Dialogue, ReadReport, read_qa_csv, read_xpersona_json
 from data_pipeline.vocab import learn_vocabulary, load_vocabulary, make_tokenizer, save_vocabulary
 
 log = logging.getLogger(__name__)
@@ -31,7 +31,9 @@ class PreparedData:
 
 
 def load_dialogues(data: DataConfig) -> tuple[list[Dialogue], ReadReport]:
-    """Dialogues from `data.path` (CSV) or, with no path, from the `chatbot_data` TFDS builder."""
+    """Dialogues from `data.path` (.json: XPersona-style; else CSV) or, with no path, the TFDS builder."""
+    if data.path and str(data.path).lower().endswith(".json"):
+        return read_xpersona_json(data.path)
     if data.path:
         return read_qa_csv(data.path)
     return _load_from_tfds(data)

@@ -1,5 +1,8 @@
 """Readers that turn dialogue files into validated `Dialogue` records.
 
+    read_qa_csv          ChatbotData-style CSV: Q,A[,label]
+    read_xpersona_json   XPersona-style JSON: persona sentences + [user, response] pairs
+
 Every reader follows the same rules:
 - a problem with the whole file (missing columns, unreadable file) raises
   `DataError` naming the file and what was found;
@@ -14,6 +17,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import logging
 import re
 import unicodedata
@@ -188,3 +192,56 @@ def _validated_pair(question: str, answer: str, source: str, report: ReadReport,
             return None
         turns.append(cell)
     return Dialogue(turns=tuple(turns), source=source)
+
+
+def read_xpersona_json(path: str | Path) -> tuple[list[Dialogue], ReadReport]:
+    """XPersona-style JSON: `[{"persona": [sentence, ...], "dialogue": [[user, response], ...]}, ...]`.
+
+    A record that is not such an object is skipped (named by its index). A pair with a
+    missing, non-string or empty side ends its dialogue there: the turns before it are
+    kept (context stays contiguous) and the cut is reported.
+    """
+    path = Path(path)
+    report = ReadReport(source=str(path))
+    try:
+        records = json.loads(_decode(path.read_bytes(), report))
+    except OSError as error:
+        raise DataError(f"{path}: cannot read: {error}") from error
+    except json.JSONDecodeError as error:
+        raise DataError(f"{path}: not valid JSON (line {error.lineno}, column {error.colno}): {error.msg}") from error
+    if not isinstance(records, list):
+        raise DataError(f"{path}: expected a JSON list of dialogues, found {type(records).__name__}")
+    dialogues, seen = [], set()
+    for index, record in enumerate(records):
+        dialogue = _xpersona_dialogue(record, f"record {index}", report)
+        if dialogue is None:
+            continue
+        key = (dialogue.persona, dialogue.turns)
+        if key in seen:
+            report.duplicates += 1
+            continue
+        seen.add(key)
+        dialogues.append(Dialogue(dialogue.turns, dialogue.persona, f"{path}:{index}"))
+    report.kept = len(dialogues)
+    return dialogues, report
+
+
+def _xpersona_dialogue(record, where: str, report: ReadReport) -> Dialogue | None:
+    if not isinstance(record, dict) or not isinstance(record.get("dialogue"), list):
+        report.warn(where, "not a {persona, dialogue} object")
+        return None
+    persona = record.get("persona", [])
+    if not isinstance(persona, list) or not all(isinstance(p, str) for p in persona):
+        report.warn(where, "persona is not a list of sentences")
+        return None
+    turns: list[str] = []
+    for number, pair in enumerate(record["dialogue"]):
+        texts = [normalize_text(t) for t in pair if isinstance(t, str)] if isinstance(pair, list) else []
+        if len(pair if isinstance(pair, list) else []) != 2 or len(texts) != 2 or not all(texts):
+            report.warn(f"{where}, pair {number}", "not a [user, response] pair of non-empty texts",
+                        f"kept the {number} pair(s) before it" if number else "")
+            break
+        turns += texts
+    if not turns:
+        return None
+    return Dialogue(tuple(turns), tuple(normalize_text(p) for p in persona if p.strip()))

@@ -1,11 +1,12 @@
 """data_pipeline/sources.py: every bad-CSV case is either kept (normalised) or skipped with file and line."""
 
 import logging
+import re
 import unicodedata
 
 import pytest
 
-from conftest import write_bytes
+from conftest import SHARED_DATA, write_bytes
 from data_pipeline.sources import DataError, normalize_text, read_qa_csv
 
 
@@ -97,3 +98,65 @@ def test_no_usable_rows_is_an_error(tmp_path):
 
 def test_normalize_text():
     assert normalize_text(" a \n b\r\nc ") == "a b c"
+
+
+# -- XPersona-style JSON ------------------------------------------------------
+XPERSONA = SHARED_DATA / "xpersona_ko_dialogues.json"
+
+
+def test_xpersona_shared_file_reads_every_dialogue():
+    from data_pipeline.sources import read_xpersona_json
+
+    dialogues, report = read_xpersona_json(XPERSONA)
+    assert len(dialogues) + report.duplicates == 299 and not report.skipped
+    assert sum(len(d.turns) // 2 for d in dialogues) + 0 >= 2300  # 2,342 pairs in the file.
+    first = dialogues[0]
+    assert first.persona and first.turns[0] == "안녕! 오늘 밤 어떻게 지내니?" and len(first.turns) % 2 == 0
+
+
+def test_xpersona_bad_records_are_skipped_or_cut_and_named(tmp_path, caplog):
+    import json
+
+    from data_pipeline.sources import read_xpersona_json
+
+    records = [
+        {"persona": ["나는 개를 좋아해."], "dialogue": [["안녕", "반가워"], ["뭐 해?", "쉬어"]]},
+        {"persona": ["나는 개를 좋아해."], "dialogue": [["안녕", "반가워"], ["뭐 해?", "쉬어"]]},  # Duplicate.
+        {"dialogue": [["배고파", "뭐 먹을래?"], ["라면", ""], ["또", "와"]]},  # Cut at the empty reply.
+        {"persona": "not a list", "dialogue": [["a", "b"]]},
+        ["not", "an", "object"],
+    ]
+    path = tmp_path / "x.json"
+    path.write_text(json.dumps(records, ensure_ascii=False), encoding="utf-8")
+    dialogues, report = read_xpersona_json(path)
+    assert [d.turns for d in dialogues] == [("안녕", "반가워", "뭐 해?", "쉬어"), ("배고파", "뭐 먹을래?")]
+    assert report.duplicates == 1 and sum(report.skipped.values()) == 3
+    assert "record 2, pair 1" in caplog.text and "record 4" in caplog.text
+
+
+@pytest.mark.parametrize("text, message", [("[{", "not valid JSON (line 1"), ('{"a": 1}', "expected a JSON list")])
+def test_xpersona_unusable_files_raise(tmp_path, text, message):
+    from data_pipeline.sources import DataError, read_xpersona_json
+
+    path = write_bytes(tmp_path, "bad.json", text.encode())
+    with pytest.raises(DataError, match=re.escape(message)) as caught:
+        read_xpersona_json(path)
+    assert str(path) in str(caught.value)
+
+
+def test_multi_turn_examples_from_xpersona_keep_the_context():
+    from data_pipeline.examples import SEP_TEXT, dialogue_examples
+    from data_pipeline.sources import read_xpersona_json
+
+    dialogue = read_xpersona_json(XPERSONA)[0][0]
+    examples = dialogue_examples(dialogue, context_turns=3)
+    assert len(examples) == len(dialogue.turns) // 2
+    assert examples[2].context == SEP_TEXT.join(dialogue.turns[2:5]) and examples[2].response == dialogue.turns[5]
+
+
+def test_training_reads_json_files_as_xpersona():
+    from config import DataConfig
+    from data_pipeline.loading import load_dialogues
+
+    dialogues, report = load_dialogues(DataConfig(path=str(XPERSONA)))
+    assert report.kept == len(dialogues) > 290 and dialogues[0].persona
