@@ -25,12 +25,11 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import keras  # noqa: E402
-import numpy as np  # noqa: E402
 
 from config import PAD_ID, build_config  # noqa: E402
 from data_pipeline.dataset import make_dataset  # noqa: E402
 from data_pipeline.loading import prepare_data  # noqa: E402
-from model.training import compile_model  # noqa: E402
+from model.training import compile_model, set_precision  # noqa: E402
 from model.transformer import build_model  # noqa: E402
 
 
@@ -84,8 +83,7 @@ def main(argv=None) -> int:
         "data": {"path": args.data, "max_length": args.pad_to},
         "train": {"batch_size": args.batch_size, "jit_compile": args.jit_compile, "mixed_precision": args.mixed_precision},
     })
-    if args.mixed_precision != "none":
-        keras.mixed_precision.set_global_policy(args.mixed_precision)
+    set_precision(args.mixed_precision)
     with tempfile.TemporaryDirectory() as tmp:
         data = prepare_data(config.data, Path(tmp))
     vocabulary_size = len(data.vocabulary)

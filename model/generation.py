@@ -161,7 +161,11 @@ def decode_loop(next_fn, prompt, caches, settings: DecodingSettings, sampler) ->
     `next_fn(prompt, caches, index)` returns (logits [B, V] for position `index`, None, caches).
     """
     stop = [END_ID] if settings.stop_at_end else None
-    output = sampler(next_fn, prompt, cache=caches, index=1, stop_token_ids=stop)
+    return finish_replies(sampler(next_fn, prompt, cache=caches, index=1, stop_token_ids=stop), settings)
+
+
+def finish_replies(output, settings: DecodingSettings) -> tf.Tensor:
+    """A sampler's output -> reply ids [B, T - 1]: the best beam for beam search, [START] dropped."""
     if settings.strategy == "beam":
         output = best_beam(*output, alpha=settings.length_penalty)
     return output[:, 1:]
@@ -242,9 +246,7 @@ class ReplyGenerator:
             beams=settings.num_beams if settings.strategy == "beam" else 1,
             stop_at_end=settings.stop_at_end, use_cache=self.use_cache,
         )
-        if settings.strategy == "beam":
-            reply_ids = best_beam(*reply_ids, alpha=settings.length_penalty)
-        return reply_ids[..., 1:]
+        return finish_replies(reply_ids, settings)
 
 
 def generate_reply_ids(model, encoder_ids, sampler, max_reply_length, controlled, beams: int = 1,

@@ -15,6 +15,7 @@ first user does not pay for graph start-up.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -127,8 +128,6 @@ def publish(staging: Path, model_dir: Path) -> Path:
 
 def export_run(run_dir: str | Path, base_dir: str | Path | None = None, name: str | None = None) -> Path:
     """Export a finished run directory (see `model/run_files.py`)."""
-    import dataclasses
-
     from model.run_files import load_run
 
     run = load_run(run_dir)

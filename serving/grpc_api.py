@@ -55,7 +55,7 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
                     inputs[key] = tf.make_ndarray(proto)
                 except (TypeError, ValueError) as error:
                     raise RequestError("INVALID_ARGUMENT", f"input {key!r} is not a valid TensorProto: {error}") from error
-            loaded, outputs = self.server.predict(spec.name, _version(spec), signature_name, inputs)
+            outputs = self.server.predict(loaded, signature_name, inputs)
             response = predict_pb2.PredictResponse()
             response.model_spec.name = spec.name
             response.model_spec.version.value = loaded.version

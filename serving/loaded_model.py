@@ -63,7 +63,6 @@ class LoadedVersion:
         with self.graph.as_default():
             meta_graph = tf.compat.v1.saved_model.loader.load(self.session, ["serve"], str(self.path))
         self.signatures = dict(meta_graph.signature_def)
-        self.meta_graph = meta_graph
 
     def signature(self, name: str):
         if name not in self.signatures:

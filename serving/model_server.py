@@ -124,15 +124,14 @@ class ModelServer:
         return dict(sorted(self.states.items()))
 
     # -- requests ----------------------------------------------------------
-    def predict(self, model_name: str, version: int | None, signature_name: str,
-                inputs: dict[str, np.ndarray]) -> tuple[LoadedVersion, dict[str, np.ndarray]]:
-        loaded = self.resolve(model_name, version)
+    def predict(self, loaded: LoadedVersion, signature_name: str, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Run a request on the version `resolve` gave: checked, limited, batched when it can be."""
         signature_name = signature_name or "serving_default"
         loaded.check_inputs(signature_name, inputs)
         self.check_limits(inputs)
         if self.batcher.enabled and loaded.batchable(signature_name):
-            return loaded, self.batcher.run(loaded, signature_name, inputs)
-        return loaded, loaded.run(signature_name, inputs)
+            return self.batcher.run(loaded, signature_name, inputs)
+        return loaded.run(signature_name, inputs)
 
     def check_limits(self, inputs: dict[str, np.ndarray]) -> None:
         for key, value in inputs.items():

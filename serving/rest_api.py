@@ -158,7 +158,7 @@ def make_handler(server: ModelServer):
             signature_name = body.get("signature_name", "serving_default") if isinstance(body, dict) else ""
             loaded = server.resolve(name, version)
             inputs, row_format = request_inputs(body, loaded.input_specs(signature_name))
-            _, outputs = server.predict(name, version, signature_name, inputs)
+            outputs = server.predict(loaded, signature_name, inputs)
             return predict_body(outputs, row_format)
 
         def _json_body(self):

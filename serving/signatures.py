@@ -97,18 +97,17 @@ class ServingFunctions:
     def _controlled(self, logits, prompt, index):
         return apply_controls(logits, prompt, index, self.settings.no_repeat_ngram_size, self.continuation_pieces)
 
-    def _greedy(self, encoder_ids, max_length):
+    def _decode(self, encoder_ids, sampler, max_length, controlled, beams: int = 1):
         return generate_reply_ids(
-            self.model, encoder_ids, self.greedy, max_length, self._controlled, stop_at_end=self.stop_at_end,
-            output_kernel=self.output_kernel,
-        )[:, 1:]
+            self.model, encoder_ids, sampler, max_length, controlled, beams=beams,
+            stop_at_end=self.stop_at_end, output_kernel=self.output_kernel,
+        )
+
+    def _greedy(self, encoder_ids, max_length):
+        return self._decode(encoder_ids, self.greedy, max_length, self._controlled)[:, 1:]
 
     def _beam(self, encoder_ids, max_length):
-        beams = self.settings.num_beams
-        prompts, log_probs = generate_reply_ids(
-            self.model, encoder_ids, self.beam, max_length, self._controlled, beams=beams, stop_at_end=self.stop_at_end,
-            output_kernel=self.output_kernel,
-        )
+        prompts, log_probs = self._decode(encoder_ids, self.beam, max_length, self._controlled, self.settings.num_beams)
         return best_beam(prompts, log_probs, alpha=self.settings.length_penalty)[:, 1:]
 
     def _sample(self, encoder_ids, max_length, temperature, top_k, top_p, seed):
@@ -116,10 +115,7 @@ class ServingFunctions:
             logits = self._controlled(logits, prompt, index)
             return sampling_logits(logits, index, temperature, top_k, top_p, seed)
 
-        return generate_reply_ids(
-            self.model, encoder_ids, self.greedy, max_length, perturbed, stop_at_end=self.stop_at_end,
-            output_kernel=self.output_kernel,
-        )[:, 1:]
+        return self._decode(encoder_ids, self.greedy, max_length, perturbed)[:, 1:]
 
     def _check_controls(self, strategy, temperature, top_k, top_p, max_length):
         """The strategy's index; InvalidArgument naming the field for out-of-range controls."""

@@ -6,7 +6,7 @@ import pytest
 import tensorflow as tf
 
 from config import PAD_ID, RESERVED_TOKENS, SEP_ID
-from data_pipeline.vocab import load_vocabulary, make_tokenizer, save_vocabulary
+from data_pipeline.vocab import load_vocabulary, save_vocabulary
 
 
 def detokenize(tokenizer, ids):
