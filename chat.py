@@ -16,7 +16,6 @@ import os
 import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-SERVER_KEEPS_TURNS = 16  # With --server, send this many turns; the server keeps what its model uses.
 
 
 def parse_args(argv=None):
@@ -38,16 +37,16 @@ def parse_args(argv=None):
 
 
 def replier(args):
-    """(reply generator, turns the session sends): in process, or a server's `chat` signature."""
+    """Replies to a chat history: a run in this process, or a server's `chat` signature."""
     if args.server:
         from serving.client import RemoteReplies, connect
 
-        return RemoteReplies(connect(args.server, args.model_name)), SERVER_KEEPS_TURNS
-    from model.generation import ReplyGenerator
+        return RemoteReplies(connect(args.server, args.model_name))
+    from model.chat_session import LocalReplies
     from model.run_files import load_run
 
     run = load_run(args.run_dir)
-    return ReplyGenerator(run.model, run.tokenizer), run.config.data.context_turns
+    return LocalReplies(run.generator(), run.history_turns)
 
 
 def main(argv=None) -> int:
@@ -62,7 +61,7 @@ def main(argv=None) -> int:
             length_penalty=args.length_penalty, temperature=args.temperature, top_k=args.top_k,
             top_p=args.top_p, no_repeat_ngram_size=args.no_repeat_ngram_size, seed=args.seed,
         )
-        session = ChatSession(*replier(args), settings)
+        session = ChatSession(replier(args), settings)
     except (ValueError, FileNotFoundError) as error:
         print(f"chat.py: {error}", file=sys.stderr)
         return 2

@@ -21,22 +21,30 @@ from pathlib import Path
 
 import yaml
 
-RESERVED_TOKENS = ("[PAD]", "[UNK]", "[START]", "[END]", "[SEP]")
-PAD_ID, UNK_ID, START_ID, END_ID, SEP_ID = range(len(RESERVED_TOKENS))
+# Ids 0-4 are fixed; [PERSONA] ends the persona sentences, [USER]/[BOT] mark earlier
+# turns (see data_pipeline/context.py). Vocabularies made before these three existed
+# still load (`data_pipeline/vocab.py`).
+RESERVED_TOKENS = ("[PAD]", "[UNK]", "[START]", "[END]", "[SEP]", "[PERSONA]", "[USER]", "[BOT]")
+CORE_RESERVED_TOKENS = RESERVED_TOKENS[:5]
+PAD_ID, UNK_ID, START_ID, END_ID, SEP_ID, PERSONA_ID, USER_ID, BOT_ID = range(len(RESERVED_TOKENS))
 
 
 @dataclass
 class DataConfig:
     """Where dialogues come from and how they become examples."""
 
-    path: str | None = None  # CSV file; None -> the TFDS `chatbot_data` builder.
+    # Dialogue files, each "FILE" or "FILE@WEIGHT" (.csv, .json XPersona, .jsonl, .aihub.json);
+    # none -> the TFDS `chatbot_data` builder. A weight repeats a source's training examples.
+    sources: list[str] = field(default_factory=list)
+    character: str | None = None  # Character YAML (name, persona, identity Q/A); see characters/.
     tfds_data_dir: str | None = None  # TFDS cache; None -> TFDS's default.
     tfds_manual_dir: str | None = None  # Folder holding ChatbotData.csv (offline).
     validation_fraction: float = 0.1
     split_seed: int = 42
     vocab_size: int = 8000
-    max_length: int = 40  # Tokens per sequence, [START]/[END] included.
-    context_turns: int = 1  # Turns the encoder sees (1: the question alone).
+    max_length: int = 40  # Tokens per sequence, [START]/[END] included (encoder: persona + turns).
+    context_turns: int = 3  # Earlier turns the encoder sees before the question (0: the question alone).
+    max_persona_length: int = 48  # Persona tokens kept (the first ones), [PERSONA] included.
 
 
 @dataclass
@@ -126,6 +134,15 @@ PRESETS: dict[str, dict] = {
 }
 
 
+def _migrate(loaded: dict) -> dict:
+    """Older config files: `data.path` (one file) became `data.sources`."""
+    data = loaded.get("data")
+    if isinstance(data, dict) and "path" in data:
+        path = data.pop("path")
+        data.setdefault("sources", [path] if path else [])
+    return loaded
+
+
 def _merge(instance, overrides: dict, where: str = ""):
     """Return a copy of dataclass `instance` with nested `overrides` applied."""
     hints = typing.get_type_hints(type(instance))
@@ -192,9 +209,9 @@ def build_config(
     if yaml_path is not None:
         loaded = yaml.safe_load(Path(yaml_path).read_text(encoding="utf-8")) or {}
         loaded.pop("preset", None)
-        config = _merge(config, loaded)
+        config = _merge(config, _migrate(loaded))
     if overrides:
-        config = _merge(config, overrides)
+        config = _merge(config, _migrate(overrides))
     return config
 
 
@@ -202,4 +219,4 @@ def load_config(path: str | Path) -> Config:
     """Read a `config.yaml` written by `Config.save`."""
     loaded = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
     preset = loaded.pop("preset", "seed")
-    return _merge(Config(preset=preset), loaded)
+    return _merge(Config(preset=preset), _migrate(loaded))

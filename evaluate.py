@@ -3,10 +3,18 @@
 Reports teacher-forced loss / perplexity / token accuracy (non-padding) and, for each
 decoding strategy, BLEU and chrF (sacrebleu), distinct-1/2, mean reply length, the
 share of replies ending with [END] and of exact matches. Held-out examples are the
-run's validation split unless --data names a file (CSV, as for training). Writes
+run's validation split unless --data names a file (any training format). Writes
 <out>/eval.json, report.md, the replies, PNG plots, and TensorBoard scalars under
 <run>/logs/eval (see evaluation/report.py). --probes FILE (one question per line)
 adds their answers to the report.
+
+Multi-turn and character runs (evaluation/context_use.py):
+  --context-use              loss of held-out responses with their real context, without
+                             it, and with another dialogue's (writes context_use.json)
+  --character-probes FILE    who-are-you questions; counts replies naming the run's
+                             character (writes character.json)
+  --only-source TEXT         keep held-out examples whose source contains TEXT
+                             (e.g. ChatbotData, to compare runs on one source)
 """
 
 from __future__ import annotations
@@ -22,23 +30,54 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--run-dir", required=True)
-    parser.add_argument("--data", help="held-out CSV (default: the run's validation split)")
+    parser.add_argument("--data", help="held-out dialogue file, any training format (default: the run's validation split)")
     parser.add_argument("--strategies", "--strategy", default="greedy,beam,top-p",
                         help="comma-separated: greedy, beam, top-p, greedy-plain, sample")
     parser.add_argument("--limit", type=int, default=1000, help="evaluate the first N examples (0: all)")
     parser.add_argument("--probes", help="a file with one question per line")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--out", help="output folder (default: <run-dir>/eval)")
+    parser.add_argument("--only-source", help="keep held-out examples whose source contains this text")
+    parser.add_argument("--context-use", action="store_true", help="measure how much the model uses context")
+    parser.add_argument("--character-probes", help="a file of who-are-you questions (one per line)")
     return parser.parse_args(argv)
 
 
 def read_probes(path: str | None) -> list[str]:
     if not path:
         return []
-    probes = [line.strip() for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
+    lines = (line.strip() for line in Path(path).read_text(encoding="utf-8").splitlines())
+    probes = [line for line in lines if line and not line.startswith("#")]  # "#": a comment.
     if not probes:
         raise ValueError(f"{path}: no questions (one per line)")
     return probes
+
+
+def extra_reports(args, evaluation, out: Path) -> None:
+    """--context-use and --character-probes: print a table, write JSON beside report.md."""
+    import json
+
+    from data_pipeline.loading import run_character
+    from evaluation.context_use import character_probe, context_use
+    from evaluation.report import context_use_table
+    from model.run_files import load_run
+
+    if not (args.context_use or args.character_probes):
+        return
+    run = load_run(args.run_dir)
+    if args.context_use:
+        result = context_use(run, evaluation.examples, args.batch_size)
+        (out / "context_use.json").write_text(json.dumps(result, indent=2), encoding="utf-8")
+        print(context_use_table(result))
+    if args.character_probes:
+        character = run_character(run.run_dir)
+        if character is None:
+            raise ValueError(f"{run.run_dir} was trained without a character (no character.yaml)")
+        result = character_probe(run, read_probes(args.character_probes), character.name)
+        (out / "character.json").write_text(json.dumps(result, ensure_ascii=False, indent=2), encoding="utf-8")
+        for row in result["replies"]:
+            print(f"  {'✓' if row['names_character'] else '✗'} {row['question']} -> {row['reply']}")
+        print(f"{result['named']}/{result['asked']} replies name {character.name}")
 
 
 def main(argv=None) -> int:
@@ -47,15 +86,17 @@ def main(argv=None) -> int:
     from evaluation.evaluate_run import evaluate_run
     from evaluation.report import strategy_table, write_report
 
+    strategies = [s.strip() for s in args.strategies.split(",") if s.strip() and s.strip() != "none"]
     try:
         evaluation = evaluate_run(
-            args.run_dir, args.data, [s.strip() for s in args.strategies.split(",") if s.strip()],
-            args.limit or None, read_probes(args.probes), args.batch_size,
+            args.run_dir, args.data, strategies, args.limit or None, read_probes(args.probes), args.batch_size,
+            args.only_source,
         )
+        out = write_report(evaluation, args.out or Path(args.run_dir) / "eval")
+        extra_reports(args, evaluation, out)
     except (ValueError, FileNotFoundError, DataError) as error:
         print(f"evaluate.py: {error}", file=sys.stderr)
         return 2
-    out = write_report(evaluation, args.out or Path(args.run_dir) / "eval")
     lk = evaluation.likelihood
     print(f"{len(evaluation.examples)} examples from {evaluation.source}: loss {lk['loss']:.4f}, "
           f"perplexity {lk['perplexity']:.2f}, token accuracy {lk['token_accuracy']:.4f}")

@@ -21,7 +21,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--preset", default="seed", help="seed (default, the design card's model) or tiny")
     parser.add_argument("--config", help="YAML file with overrides (same nesting as config.yaml)")
-    parser.add_argument("--data", help="question/answer CSV (Q,A[,label]); default: the TFDS builder")
+    parser.add_argument(
+        "--data", action="append", metavar="FILE[@WEIGHT]",
+        help="dialogue file: .csv (Q,A[,label]), .json (XPersona or AIHub), .jsonl; repeat to mix sources, "
+             "@WEIGHT repeats a source's training examples (default 1); default: the TFDS builder",
+    )
+    parser.add_argument("--character", help="character YAML (name, persona, identity Q/A), e.g. characters/haru.yaml")
     parser.add_argument("--tfds-manual-dir", help="folder holding ChatbotData.csv for the TFDS builder offline")
     parser.add_argument("--tfds-data-dir", help="TFDS cache folder (default: TFDS's own)")
     parser.add_argument("--epochs", type=int, help="maximum epochs (early stopping may end sooner)")
@@ -29,7 +34,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--run-dir", help="run directory (default: runs/<preset>-<data name>)")
     parser.add_argument("--no-export", action="store_true", help="skip the SavedModel export at the end")
     parser.add_argument(
-        "--set", nargs="*", default=[], metavar="SECTION.KEY=VALUE",
+        "--set", nargs="*", action="extend", default=[], metavar="SECTION.KEY=VALUE",
         help="any other setting, e.g. --set model.num_layers=4 train.label_smoothing=0",
     )
     return parser.parse_args(argv)
@@ -37,10 +42,12 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def resolve(args: argparse.Namespace):
     from config import build_config, dotted_to_nested
+    from data_pipeline.loading import parse_source
 
     overrides = dotted_to_nested(args.set)
     flags = {
-        ("data", "path"): args.data,
+        ("data", "sources"): args.data,
+        ("data", "character"): args.character,
         ("data", "tfds_manual_dir"): args.tfds_manual_dir,
         ("data", "tfds_data_dir"): args.tfds_data_dir,
         ("train", "epochs"): args.epochs,
@@ -50,7 +57,8 @@ def resolve(args: argparse.Namespace):
         if value is not None:
             overrides.setdefault(section, {})[key] = value
     config = build_config(args.preset, args.config, overrides)
-    data_name = Path(config.data.path).stem if config.data.path else "chatbot_data"
+    names = [Path(parse_source(entry)[0]).stem for entry in config.data.sources] or ["chatbot_data"]
+    data_name = "+".join(names) + (f"+{Path(config.data.character).stem}" if config.data.character else "")
     run_dir = Path(args.run_dir or Path("runs") / f"{config.preset}-{data_name}")
     return config, run_dir
 

@@ -57,7 +57,7 @@ def main(argv=None) -> int:
 
     run = load_run(args.run_dir)
     questions = [e.context for e in load_examples(Path(args.run_dir) / "data" / "validation.jsonl")]
-    cached, full = ReplyGenerator(run.model, run.tokenizer), ReplyGenerator(run.model, run.tokenizer, use_cache=False)
+    cached, full = run.generator(), run.generator(use_cache=False)
     single = [cached.encode([q]) for q in questions[: args.questions]]
     batch = cached.encode(questions[: args.batch])
     base = DecodingSettings(max_reply_length=args.reply_tokens, stop_at_end=False)

@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from config import END_ID, PAD_ID  # noqa: E402
 from data_pipeline.examples import load_examples  # noqa: E402
-from model.generation import DecodingSettings, ReplyGenerator  # noqa: E402
+from model.generation import DecodingSettings  # noqa: E402
 from model.run_files import load_run  # noqa: E402
 
 
@@ -39,7 +39,7 @@ def main(argv=None) -> int:
 
     run = load_run(args.run_dir)
     examples = load_examples(Path(args.run_dir) / "data" / "validation.jsonl")[: args.questions]
-    generator = ReplyGenerator(run.model, run.tokenizer)
+    generator = run.generator()
     encoder_ids = generator.encode([e.context for e in examples])
     n = args.max_reply_length
     strategies = {

@@ -80,7 +80,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     config = build_config(args.preset, overrides={
-        "data": {"path": args.data, "max_length": args.pad_to},
+        "data": {"sources": [args.data], "max_length": args.pad_to},
         "train": {"batch_size": args.batch_size, "jit_compile": args.jit_compile, "mixed_precision": args.mixed_precision},
     })
     set_precision(args.mixed_precision)

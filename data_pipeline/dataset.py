@@ -8,7 +8,9 @@ Each element is `({"encoder_inputs": [B, S], "decoder_inputs": [B, T]}, targets 
 
 Tokenization runs inside the graph (tensorflow-text ops through keras-hub's
 WordPieceTokenizer). Truncation rule, with L = `max_length`:
-- the context keeps its *last* L tokens (the newest turns matter most);
+- the encoder input is the persona part (its first `max_persona_length` tokens) and
+  the context's *last* tokens up to L in all (the newest turns matter most), packed
+  by `data_pipeline/context.py` exactly as the exported model packs a request;
 - the response keeps its *first* L - 1 tokens as decoder input and its first L
   as target; a response longer than L - 1 tokens has no [END] in its target,
   so the model never learns to stop mid-sentence.
@@ -23,17 +25,18 @@ from dataclasses import dataclass
 import numpy as np
 import tensorflow as tf
 
-from config import END_ID, PAD_ID, START_ID, UNK_ID
+from config import DataConfig, END_ID, PAD_ID, START_ID, UNK_ID
+from data_pipeline.context import encoder_token_ids
 from data_pipeline.examples import Example
 
-DEFAULT_BUCKET_BOUNDARIES = (6, 8, 10, 12, 14, 17, 21, 26, 33)
+DEFAULT_BUCKET_BOUNDARIES = (6, 8, 10, 12, 14, 17, 21, 26, 33, 42, 54, 70, 90)
 
 
-def tokenize_pair(tokenizer, contexts, responses, max_length: int):
-    """Ragged token ids [B, None] for a batch of context and response strings."""
-    context_ids = tokenizer(contexts)[:, -max_length:]
+def tokenize_pair(tokenizer, personas, contexts, responses, max_length: int, max_persona_length: int):
+    """Ragged token ids [B, None]: encoder inputs (persona + context) and responses."""
+    encoder_ids = encoder_token_ids(tokenizer, personas, contexts, max_length, max_persona_length)
     response_ids = tokenizer(responses)[:, :max_length]
-    return tf.cast(context_ids, tf.int32), tf.cast(response_ids, tf.int32)
+    return encoder_ids, tf.cast(response_ids, tf.int32)
 
 
 def _to_model_tensors(context_ids, response_ids, max_length: int):
@@ -41,6 +44,24 @@ def _to_model_tensors(context_ids, response_ids, max_length: int):
     decoder_inputs = tf.concat([tf.constant([START_ID], tf.int32), response_ids], axis=0)[:max_length]
     targets = tf.concat([response_ids, tf.constant([END_ID], tf.int32)], axis=0)[:max_length]
     return context_ids, decoder_inputs, targets
+
+
+def repeat_by_weight(dataset: tf.data.Dataset, seed: int) -> tf.data.Dataset:
+    """(c, d, t, weight) elements -> (c, d, t), each `weight` times per epoch.
+
+    floor(weight) copies always, one more with probability equal to the fraction. The
+    draw is fresh every epoch (`rerandomize_each_iteration`), so a weight below 1 samples
+    a different share of its source each epoch instead of dropping the rest for good.
+    """
+    draws = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
+
+    def copies(element, draw):
+        *tensors, weight = element
+        uniform = tf.cast(draw % 1_000_000, tf.float32) / 1_000_000.0
+        count = tf.cast(tf.floor(weight), tf.int64) + tf.cast(uniform < weight - tf.floor(weight), tf.int64)
+        return tf.data.Dataset.from_tensors(tuple(tensors)).repeat(count)
+
+    return tf.data.Dataset.zip((dataset, draws)).flat_map(copies)
 
 
 def word_dropout(context_ids, decoder_inputs, targets, rate: float, seed: int):
@@ -66,6 +87,7 @@ def make_dataset(
     max_length: int,
     batch_size: int,
     shuffle: bool,
+    max_persona_length: int = DataConfig.max_persona_length,
     seed: int = 0,
     shuffle_buffer: int = 20000,
     word_dropout_rate: float = 0.0,
@@ -75,21 +97,32 @@ def make_dataset(
     """The training (shuffle=True) or evaluation (shuffle=False) pipeline.
 
     `pad_to` replaces length buckets with every batch padded to that many tokens, the
-    way tutorial pipelines do it (for benchmarks that compare against them).
+    way tutorial pipelines do it (for benchmarks that compare against them). In the
+    training pipeline (shuffle=True) each example appears `weight` times per epoch:
+    the whole part always, the fraction as a fresh seeded draw each epoch.
     """
     if not examples:
         raise ValueError("make_dataset: no examples")
-    contexts = tf.constant([e.context for e in examples], tf.string)
-    responses = tf.constant([e.response for e in examples], tf.string)
+    columns = (
+        tf.constant([e.persona for e in examples], tf.string),
+        tf.constant([e.context for e in examples], tf.string),
+        tf.constant([e.response for e in examples], tf.string),
+        tf.constant([e.weight for e in examples], tf.float32),
+    )
     dataset = (
-        tf.data.Dataset.from_tensor_slices((contexts, responses))
+        tf.data.Dataset.from_tensor_slices(columns)
         .batch(1024)
-        .map(lambda c, r: tokenize_pair(tokenizer, c, r, max_length), num_parallel_calls=tf.data.AUTOTUNE)
+        .map(lambda p, c, r, w: (*tokenize_pair(tokenizer, p, c, r, max_length, max_persona_length), w),
+             num_parallel_calls=tf.data.AUTOTUNE)
         .unbatch()
-        .map(lambda c, r: _to_model_tensors(c, r, max_length), num_parallel_calls=tf.data.AUTOTUNE)
-        .filter(lambda c, d, t: tf.shape(c)[0] > 0)
+        .map(lambda c, r, w: (*_to_model_tensors(c, r, max_length), w), num_parallel_calls=tf.data.AUTOTUNE)
+        .filter(lambda c, d, t, w: tf.shape(c)[0] > 0)
         .cache()
     )
+    if shuffle and any(e.weight != 1.0 for e in examples):
+        dataset = repeat_by_weight(dataset, seed)
+    else:
+        dataset = dataset.map(lambda c, d, t, w: (c, d, t))
     if shuffle:
         dataset = dataset.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
     if word_dropout_rate:

@@ -1,10 +1,11 @@
-"""Dialogues -> (context, response) training examples, and the train/validation split.
+"""Dialogues -> (persona, context, response) training examples, and the train/validation split.
 
-One example per bot turn. The context is the turns before it, newest last; for
-ChatbotData (one exchange per dialogue) the context is just the question.
-Turns inside a context are joined with " [SEP] ", which the tokenizer keeps as
-one reserved token. The split is made by dialogue, never by turn, so no
-dialogue contributes to both sides.
+One example per bot turn that follows a user turn. The context is the user's turn
+and up to `context_turns` earlier turns, formatted by `data_pipeline/context.py`
+(speaker marks, [SEP]); with `context_turns` 0, and for ChatbotData (one exchange
+per dialogue), it is the question alone. The dialogue's persona sentences travel
+beside the context. The split is made by dialogue, never by turn, so no dialogue
+contributes to both sides.
 """
 
 from __future__ import annotations
@@ -14,25 +15,43 @@ import random
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from data_pipeline.sources import Dialogue
-
-SEP_TEXT = " [SEP] "
+from data_pipeline.context import SEP_TEXT, format_persona, format_turns
+from data_pipeline.sources import BOT, Dialogue
 
 
 @dataclass(frozen=True)
 class Example:
-    context: str
+    context: str  # Earlier turns (marked) and the question, see `format_turns`.
     response: str
     source: str = ""
+    persona: str = ""  # Persona sentences joined with spaces; "" for none.
+    weight: float = 1.0  # Copies per training epoch (see `dataset.make_dataset`).
 
 
-def dialogue_examples(dialogue: Dialogue, context_turns: int = 1) -> list[Example]:
-    """One example per bot turn (odd index), with up to `context_turns` previous turns."""
+def dialogue_examples(dialogue: Dialogue, context_turns: int = 3) -> list[Example]:
+    """One example per bot turn after a user turn, seeing up to `context_turns` earlier turns."""
+    if context_turns < 0:
+        raise ValueError(f"context_turns must be >= 0, got {context_turns}")
+    persona = format_persona(dialogue.persona)
     examples = []
-    for index in range(1, len(dialogue.turns), 2):
-        history = dialogue.turns[max(0, index - context_turns) : index]
-        examples.append(Example(SEP_TEXT.join(history), dialogue.turns[index], dialogue.source))
+    for index in range(1, len(dialogue.turns)):
+        if dialogue.speaker(index) != BOT:
+            continue
+        start = max(0, index - 1 - context_turns)
+        speakers = [dialogue.speaker(i) for i in range(start, index)]
+        context = format_turns(dialogue.turns[start:index], speakers)
+        examples.append(Example(context, dialogue.turns[index], dialogue.source, persona))
     return examples
+
+
+def earlier_turns(example: Example) -> int:
+    """How many turns before the question an example's context holds."""
+    return example.context.count(SEP_TEXT)
+
+
+def question_of(example: Example) -> str:
+    """The example's last user turn, without the earlier turns."""
+    return example.context.split(SEP_TEXT)[-1]
 
 
 def split_dialogues(
@@ -52,7 +71,7 @@ def split_dialogues(
     return train, validation
 
 
-def to_examples(dialogues: list[Dialogue], context_turns: int = 1) -> list[Example]:
+def to_examples(dialogues: list[Dialogue], context_turns: int = 3) -> list[Example]:
     return [ex for d in dialogues for ex in dialogue_examples(d, context_turns)]
 
 
@@ -64,5 +83,6 @@ def save_examples(examples: list[Example], path: Path) -> None:
 
 
 def load_examples(path: Path) -> list[Example]:
+    """Examples saved by `save_examples` (files from before persona/weight existed too)."""
     with open(path, encoding="utf-8") as file:
         return [Example(**json.loads(line)) for line in file if line.strip()]

@@ -1,22 +1,38 @@
-"""Load a run's dialogues from a CSV path or the TFDS builder, and prepare its split and vocabulary.
+"""Load a run's dialogues (files or the TFDS builder), mix its sources and character, split, learn the vocabulary.
 
 `prepare_data` is idempotent per run directory: the first call writes the split
-(`data/train.jsonl`, `data/validation.jsonl`), the read report and the
-vocabulary (`vocab.txt`); later calls (a resumed run) read them back, so a
-resumed run trains on exactly the same examples and token ids.
+(`data/train.jsonl`, `data/validation.jsonl`), the read report, the vocabulary
+(`vocab.txt`) and a copy of the character file (`character.yaml`); later calls (a
+resumed run) read them back, so a resumed run trains on exactly the same examples
+and token ids.
+
+Mixing: every source is read by its reader and split by dialogue on its own (same
+seed, same fraction: a source's split does not depend on what it is mixed with), and
+its training examples carry the source's weight. A character's
+identity pairs join the training split only, with the character's weight, and its
+persona goes to every dialogue without one (so training sees what serving sees).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 from config import DataConfig
-from data_pipeline.examples import Example, load_examples, save_examples, split_dialogues, to_examples
-from data_pipeline.sources import Dialogue, ReadReport, read_qa_csv, read_xpersona_json
+
+from data_pipeline.character import Character, load_character
+from data_pipeline.context import format_persona
+from data_pipeline.examples import (
+    Example, earlier_turns, load_examples, save_examples, split_dialogues, to_examples,
+)
+from data_pipeline.sources import DataError, Dialogue, ReadReport, read_dialogues
 from data_pipeline.vocab import learn_vocabulary, load_vocabulary, make_tokenizer, save_vocabulary
+
+CHARACTER_FILE = "character.yaml"
 
 log = logging.getLogger(__name__)
 
@@ -28,15 +44,54 @@ class PreparedData:
     vocabulary: list[str]
     tokenizer: object
     report: dict
+    persona: str = ""  # The character's persona text (what serving prepends); "" without one.
+
+
+def run_character(run_dir: Path) -> Character | None:
+    """The character a run was trained with (its copy in the run directory), if any."""
+    path = Path(run_dir) / CHARACTER_FILE
+    return load_character(path) if path.exists() else None
+
+
+def run_persona(run_dir: Path) -> str:
+    character = run_character(run_dir)
+    return format_persona(character.persona) if character else ""
+
+
+def history_turns(run_dir: Path, context_turns: int) -> int:
+    """Earlier turns to send with a question: at most what training examples held.
+
+    A run trained on single exchanges (ChatbotData) gets none, whatever `context_turns`
+    says: its model never saw earlier turns.
+    """
+    path = Path(run_dir) / "data_report.json"
+    seen = json.loads(path.read_text(encoding="utf-8")).get("context_turns_seen", 0) if path.exists() else 0
+    return min(context_turns, seen)
+
+
+def parse_source(entry: str) -> tuple[str, float]:
+    """"FILE" or "FILE@WEIGHT" -> (file, weight)."""
+    path, _, weight = str(entry).rpartition("@") if "@" in str(entry) else (str(entry), "", "1")
+    try:
+        value = float(weight)
+    except ValueError:
+        raise DataError(f"data.sources entry {entry!r}: the weight after '@' must be a number") from None
+    if value <= 0:
+        raise DataError(f"data.sources entry {entry!r}: the weight must be > 0")
+    return path, value
+
+
+def load_sources(data: DataConfig) -> list[tuple[list[Dialogue], ReadReport, float]]:
+    """(dialogues, report, weight) per source; no sources -> the TFDS builder."""
+    if not data.sources:
+        return [(*_load_from_tfds(data), 1.0)]
+    return [(*read_dialogues(path), weight) for path, weight in map(parse_source, data.sources)]
 
 
 def load_dialogues(data: DataConfig) -> tuple[list[Dialogue], ReadReport]:
-    """Dialogues from `data.path` (.json: XPersona-style; else CSV) or, with no path, the TFDS builder."""
-    if data.path and str(data.path).lower().endswith(".json"):
-        return read_xpersona_json(data.path)
-    if data.path:
-        return read_qa_csv(data.path)
-    return _load_from_tfds(data)
+    """All sources' dialogues in one list (weights ignored), with the first source's report."""
+    loaded = load_sources(data)
+    return [d for dialogues, _, _ in loaded for d in dialogues], loaded[0][1]
 
 
 def _load_from_tfds(data: DataConfig) -> tuple[list[Dialogue], ReadReport]:
@@ -63,23 +118,42 @@ def prepare_data(data: DataConfig, run_dir: Path) -> PreparedData:
         train, validation = load_examples(split_dir / "train.jsonl"), load_examples(split_dir / "validation.jsonl")
         vocabulary = load_vocabulary(vocab_path)
         report = json.loads(report_path.read_text(encoding="utf-8"))
-        return PreparedData(train, validation, vocabulary, make_tokenizer(vocabulary), report)
+        return PreparedData(train, validation, vocabulary, make_tokenizer(vocabulary), report, run_persona(run_dir))
 
-    dialogues, read_report = load_dialogues(data)
-    print(read_report.summary())
-    train_dialogues, validation_dialogues = split_dialogues(dialogues, data.validation_fraction, data.split_seed)
-    train, validation = to_examples(train_dialogues, data.context_turns), to_examples(validation_dialogues, data.context_turns)
-    vocabulary = learn_vocabulary([e.context for e in train] + [e.response for e in train], data.vocab_size)
+    character = load_character(data.character) if data.character else None
+    train, validation, reports = [], [], []
+    for dialogues, read_report, weight in load_sources(data):
+        print(read_report.summary())
+        reports.append({**read_report.to_dict(), "weight": weight})
+        dialogues = [_with_persona(d, character) for d in dialogues]
+        train_dialogues, validation_dialogues = split_dialogues(dialogues, data.validation_fraction, data.split_seed)
+        train += [dataclasses.replace(e, weight=weight) for e in to_examples(train_dialogues, data.context_turns)]
+        validation += to_examples(validation_dialogues, data.context_turns)
+    if character:
+        identity = to_examples(character.identity_dialogues(), data.context_turns)
+        train += [dataclasses.replace(e, weight=character.weight) for e in identity]
+        shutil.copyfile(data.character, run_dir / CHARACTER_FILE)
+    personas = sorted({e.persona for e in train if e.persona})
+    vocabulary = learn_vocabulary([e.context for e in train] + [e.response for e in train] + personas, data.vocab_size)
 
     split_dir.mkdir(parents=True, exist_ok=True)
     save_examples(train, split_dir / "train.jsonl")
     save_examples(validation, split_dir / "validation.jsonl")
     save_vocabulary(vocabulary, vocab_path)
     report = {
-        "read": read_report.to_dict(),
+        "read": reports[0] if len(reports) == 1 else reports,
+        "character": {"name": character.name, "identity_pairs": len(character.identity),
+                      "weight": character.weight} if character else None,
         "train_examples": len(train),
         "validation_examples": len(validation),
+        "context_turns_seen": max((earlier_turns(e) for e in train), default=0),
         "vocabulary_size": len(vocabulary),
     }
     report_path.write_text(json.dumps(report, ensure_ascii=False, indent=2), encoding="utf-8")
-    return PreparedData(train, validation, vocabulary, make_tokenizer(vocabulary), report)
+    return PreparedData(train, validation, vocabulary, make_tokenizer(vocabulary), report, run_persona(run_dir))
+
+
+def _with_persona(dialogue: Dialogue, character: Character | None) -> Dialogue:
+    if character is None or dialogue.persona:
+        return dialogue
+    return dataclasses.replace(dialogue, persona=character.persona)

@@ -2,6 +2,9 @@
 
     read_qa_csv          ChatbotData-style CSV: Q,A[,label]
     read_xpersona_json   XPersona-style JSON: persona sentences + [user, response] pairs
+    read_dialogues_jsonl JSON Lines: one dialogue per line, turns with speaker and text
+    read_aihub_json      AIHub emotional-dialogue corpus: profile + talk.content HS01/SS01/...
+    read_dialogues       any of the above, chosen by file name and content
 
 Every reader follows the same rules:
 - a problem with the whole file (missing columns, unreadable file) raises
@@ -39,13 +42,21 @@ class DataError(ValueError):
     """A dialogue file that cannot be used at all."""
 
 
+USER, BOT = "user", "bot"
+
+
 @dataclass(frozen=True)
 class Dialogue:
-    """Alternating turns, user first: (user, bot, user, bot, ...)."""
+    """Alternating turns: (user, bot, user, ...), or (bot, user, bot, ...) when the bot opens."""
 
     turns: tuple[str, ...]
     persona: tuple[str, ...] = ()
     source: str = ""  # "file:line" of the record, for error messages.
+    first_speaker: str = USER
+
+    def speaker(self, index: int) -> str:
+        first_is_user = self.first_speaker == USER
+        return USER if (index % 2 == 0) == first_is_user else BOT
 
 
 @dataclass
@@ -203,14 +214,7 @@ def read_xpersona_json(path: str | Path) -> tuple[list[Dialogue], ReadReport]:
     """
     path = Path(path)
     report = ReadReport(source=str(path))
-    try:
-        records = json.loads(_decode(path.read_bytes(), report))
-    except OSError as error:
-        raise DataError(f"{path}: cannot read: {error}") from error
-    except json.JSONDecodeError as error:
-        raise DataError(f"{path}: not valid JSON (line {error.lineno}, column {error.colno}): {error.msg}") from error
-    if not isinstance(records, list):
-        raise DataError(f"{path}: expected a JSON list of dialogues, found {type(records).__name__}")
+    records = _load_json_list(path, report)
     dialogues, seen = [], set()
     for index, record in enumerate(records):
         dialogue = _xpersona_dialogue(record, f"record {index}", report)
@@ -245,3 +249,159 @@ def _xpersona_dialogue(record, where: str, report: ReadReport) -> Dialogue | Non
     if not turns:
         return None
     return Dialogue(tuple(turns), tuple(normalize_text(p) for p in persona if p.strip()))
+
+
+# -- JSON Lines -------------------------------------------------------------
+SPEAKER_NAMES = {
+    USER: ("user", "human", "usr", "speaker1", "a", "사용자", "나"),
+    BOT: ("bot", "system", "assistant", "sys", "character", "speaker2", "b", "챗봇", "봇"),
+}
+_SPEAKER_OF = {name: speaker for speaker, names in SPEAKER_NAMES.items() for name in names}
+
+
+def read_dialogues_jsonl(path: str | Path) -> tuple[list[Dialogue], ReadReport]:
+    """JSON Lines, one dialogue per line: a list of turns, or {"persona": [...], "turns": [...]}.
+
+    Each turn is {"speaker": "user" | "bot" (or a synonym in `SPEAKER_NAMES`), "text": "..."}.
+    Consecutive turns of one speaker are joined into one turn (counted). A turn with an
+    unknown speaker or no text ends its dialogue there; the turns before it are kept.
+    """
+    path = Path(path)
+    report = ReadReport(source=str(path))
+    try:
+        text = _decode(path.read_bytes(), report)
+    except OSError as error:
+        raise DataError(f"{path}: cannot read: {error}") from error
+    dialogues, seen = [], set()
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as error:
+            report.warn(number, "not valid JSON", f"column {error.colno}: {error.msg}")
+            continue
+        dialogue = _jsonl_dialogue(record, number, report)
+        if dialogue is None:
+            continue
+        key = (dialogue.persona, dialogue.turns, dialogue.first_speaker)
+        if key in seen:
+            report.duplicates += 1
+            continue
+        seen.add(key)
+        dialogues.append(Dialogue(dialogue.turns, dialogue.persona, f"{path}:{number}", dialogue.first_speaker))
+    report.kept = len(dialogues)
+    if not dialogues:
+        raise DataError(f"{path}: no usable dialogues ({report.summary()})")
+    return dialogues, report
+
+
+def _jsonl_dialogue(record, line: int, report: ReadReport) -> Dialogue | None:
+    persona = []
+    if isinstance(record, dict):
+        persona, record = record.get("persona", []), record.get("turns")
+    if not isinstance(record, list):
+        report.warn(line, "not a list of turns or a {persona, turns} object")
+        return None
+    if not isinstance(persona, list) or not all(isinstance(p, str) for p in persona):
+        report.warn(line, "persona is not a list of sentences")
+        return None
+    speakers, turns = [], []
+    for number, turn in enumerate(record):
+        speaker = _SPEAKER_OF.get(str(turn.get("speaker", "")).strip().lower()) if isinstance(turn, dict) else None
+        text = normalize_text(turn["text"]) if speaker and isinstance(turn.get("text"), str) else ""
+        if not text:
+            report.warn(line, "turn without a known speaker and non-empty text",
+                        f"turn {number}; kept the {number} turn(s) before it")
+            break
+        if speakers and speakers[-1] == speaker:
+            turns[-1] += " " + text
+            report.skipped["turns joined to the previous turn of the same speaker (kept)"] += 1
+            continue
+        speakers.append(speaker)
+        turns.append(text)
+    if len(turns) < 2:
+        if turns:
+            report.warn(line, "fewer than two turns")
+        return None
+    return Dialogue(tuple(turns), tuple(normalize_text(p) for p in persona if p.strip()), first_speaker=speakers[0])
+
+
+# -- AIHub emotional dialogue ------------------------------------------------
+_AIHUB_KEY = re.compile(r"^(HS|SS)(\d\d)$")  # HS: the person (user), SS: the system (bot).
+
+
+def read_aihub_json(path: str | Path) -> tuple[list[Dialogue], ReadReport]:
+    """AIHub 감성대화 JSON: `[{"profile": {...}, "talk": {"id": {...}, "content": {"HS01": ..., "SS01": ...}}}]`.
+
+    Turns are read in order HS01, SS01, HS02, SS02, ...; an empty turn ends the dialogue
+    (the corpus leaves unused turns empty). A non-empty turn after a gap is reported and
+    dropped with the rest (keeping the dialogue contiguous). The profile codes
+    (persona-id, emotion type) are not sentences and are not used as a persona.
+    """
+    path = Path(path)
+    report = ReadReport(source=str(path))
+    records = _load_json_list(path, report)
+    dialogues, seen = [], set()
+    for index, record in enumerate(records):
+        talk = record.get("talk") if isinstance(record, dict) else None
+        content = talk.get("content") if isinstance(talk, dict) else None
+        talk_id = (talk.get("id") or {}).get("talk-id", "") if isinstance(talk, dict) and isinstance(talk.get("id"), dict) else ""
+        where = f"record {index}" + (f" ({talk_id})" if talk_id else "")
+        if not isinstance(content, dict):
+            report.warn(where, "no talk.content object")
+            continue
+        turns = _aihub_turns(content, where, report)
+        if len(turns) < 2:
+            report.warn(where, "no HS01/SS01 exchange")
+            continue
+        if tuple(turns) in seen:
+            report.duplicates += 1
+            continue
+        seen.add(tuple(turns))
+        dialogues.append(Dialogue(tuple(turns), source=f"{path}:{where}"))
+    report.kept = len(dialogues)
+    if not dialogues:
+        raise DataError(f"{path}: no usable dialogues ({report.summary()})")
+    return dialogues, report
+
+
+def _aihub_turns(content: dict, where: str, report: ReadReport) -> list[str]:
+    texts = {}
+    for key, value in content.items():
+        if not _AIHUB_KEY.match(str(key)):
+            report.warn(where, "unknown talk.content key (ignored)", str(key))
+        elif isinstance(value, str) and normalize_text(value):
+            texts[key] = normalize_text(value)
+    order = [f"{side}{number:02d}" for number in range(1, 100) for side in ("HS", "SS")]
+    turns = []
+    for key in order:
+        if key not in texts:
+            break
+        turns.append(texts.pop(key))
+    if texts:  # Non-empty turns after the first empty one.
+        report.warn(where, "turn after a gap (dropped with the rest)", f"{min(texts)}; kept {len(turns)} turn(s)")
+    return turns[: len(turns) // 2 * 2]  # Whole exchanges: a last HS without its SS answers nothing.
+
+
+def _load_json_list(path: Path, report: ReadReport) -> list:
+    try:
+        records = json.loads(_decode(path.read_bytes(), report))
+    except OSError as error:
+        raise DataError(f"{path}: cannot read: {error}") from error
+    except json.JSONDecodeError as error:
+        raise DataError(f"{path}: not valid JSON (line {error.lineno}, column {error.colno}): {error.msg}") from error
+    if not isinstance(records, list):
+        raise DataError(f"{path}: expected a JSON list of dialogues, found {type(records).__name__}")
+    return records
+
+
+def read_dialogues(path: str | Path) -> tuple[list[Dialogue], ReadReport]:
+    """Pick the reader: .csv, .jsonl, or .json (AIHub records have "talk", XPersona "dialogue")."""
+    name = str(path).lower()
+    if name.endswith(".jsonl"):
+        return read_dialogues_jsonl(path)
+    if name.endswith(".json"):
+        head = Path(path).read_bytes()[:4096].decode("utf-8", errors="ignore") if Path(path).exists() else ""
+        return read_aihub_json(path) if '"talk"' in head else read_xpersona_json(path)
+    return read_qa_csv(path)

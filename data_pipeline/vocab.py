@@ -12,7 +12,7 @@ from pathlib import Path
 import keras_hub
 import tensorflow as tf
 
-from config import RESERVED_TOKENS
+from config import CORE_RESERVED_TOKENS, RESERVED_TOKENS
 
 
 def learn_vocabulary(texts: list[str], vocab_size: int) -> list[str]:
@@ -33,8 +33,9 @@ def save_vocabulary(vocabulary: list[str], path: Path) -> None:
 
 
 def load_vocabulary(path: Path) -> list[str]:
+    """A saved vocabulary; ones made before [PERSONA]/[USER]/[BOT] existed start with the first five."""
     vocabulary = Path(path).read_text(encoding="utf-8").splitlines()
-    if tuple(vocabulary[: len(RESERVED_TOKENS)]) != RESERVED_TOKENS:
+    if tuple(vocabulary[: len(CORE_RESERVED_TOKENS)]) != CORE_RESERVED_TOKENS:
         raise ValueError(f"{path}: vocabulary must start with {RESERVED_TOKENS}")
     return vocabulary
 
@@ -46,7 +47,7 @@ def make_tokenizer(vocabulary: list[str]) -> keras_hub.tokenizers.WordPieceToken
         lowercase=False,
         strip_accents=False,
         oov_token="[UNK]",
-        special_tokens=list(RESERVED_TOKENS),
+        special_tokens=[token for token in RESERVED_TOKENS if token in vocabulary],
         special_tokens_in_strings=True,
     )
     tokenizer(tf.constant([""]))  # Build once so it can be tracked for export.

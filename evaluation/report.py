@@ -124,6 +124,8 @@ def plot_reply_lengths(evaluation: Evaluation, path: Path) -> None:
 
 def plot_strategies(evaluation: Evaluation, path: Path) -> None:
     names = list(evaluation.scores)
+    if not names:  # --strategies none: likelihood only.
+        return
     metrics = {"BLEU": "bleu", "chrF": "chrf", "distinct-2 x 100": "distinct_2"}
     figure, axis = plt.subplots(figsize=(7, 4))
     width = 0.8 / len(metrics)
@@ -148,3 +150,18 @@ def log_to_tensorboard(evaluation: Evaluation, log_dir: Path) -> None:
                 tf.summary.scalar(f"eval_{strategy}/{key}", scores[key], step=0)
         tf.summary.text("eval/report", strategy_table(evaluation), step=0)
     writer.flush()
+
+
+def context_use_table(result: dict) -> str:
+    """Markdown table of `evaluation.context_use.context_use`'s result."""
+    rows = [
+        f"{result['examples']} held-out multi-turn examples from {result['dialogues']} dialogues",
+        "",
+        "| encoder input | loss | perplexity | token accuracy | loss vs real |",
+        "|---|---|---|---|---|",
+    ]
+    for name, scores in result["conditions"].items():
+        rows.append(f"| {name} | {scores['loss']:.4f} | {scores['perplexity']:.2f} | "
+                    f"{scores['token_accuracy']:.4f} | {scores['loss_change_vs_real']:+.1%} |")
+    rows.append(f"\nloss with the real context is {result['real_vs_no_context_reduction']:.1%} lower than with none")
+    return "\n".join(rows)

@@ -20,13 +20,16 @@ from pathlib import Path
 import keras
 import tensorflow as tf
 
+from config import DataConfig
 from model.generation import greedy_replies
 
 
 class SampleReplies(keras.callbacks.Callback):
-    def __init__(self, tokenizer, questions: list[str], log_dir: Path, max_reply_length: int = 30):
+    def __init__(self, tokenizer, questions: list[str], log_dir: Path, max_reply_length: int = 30,
+                 persona: str = "", max_persona_length: int = DataConfig.max_persona_length):
         super().__init__()
         self.tokenizer = tokenizer
+        self.persona, self.max_persona_length = persona, max_persona_length  # The character's, if any.
         self.questions = list(questions)
         self.max_reply_length = max_reply_length
         self.writer = tf.summary.create_file_writer(str(log_dir))
@@ -34,7 +37,8 @@ class SampleReplies(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if not self.questions:
             return
-        replies = greedy_replies(self.model, self.tokenizer, self.questions, self.max_reply_length)
+        replies = greedy_replies(self.model, self.tokenizer, self.questions, self.max_reply_length,
+                                 [self.persona] * len(self.questions), self.max_persona_length)
         rows = ["| question | reply |", "|---|---|"]
         for question, reply in zip(self.questions, replies):
             rows.append(f"| {question} | {reply} |")

@@ -1,8 +1,10 @@
 """A conversation with the model: history, decoding settings and slash commands.
 
 `ChatSession.handle(line)` returns what to print: a reply, or a command's answer.
-It keeps the conversation's turns and sends the model as many of the latest as it
-was trained to see (`data.context_turns`), joined with [SEP].
+It keeps the conversation's turns and hands them to a replier: `LocalReplies` (a run
+in this process: the latest turns the model was trained to see, formatted as in
+training, behind the run's character persona) or `serving.client.RemoteReplies` (a
+server's `chat` signature, which does the same inside the exported graph).
 
 Commands: /reset, /quit, /settings, /help, /set NAME VALUE (any `DecodingSettings`
 field, e.g. `/set strategy sample`, `/set temperature 0.8`, `/set top_p 0.9`).
@@ -14,9 +16,9 @@ import dataclasses
 
 import yaml
 
-from data_pipeline.examples import SEP_TEXT
+from data_pipeline.context import format_history
 from data_pipeline.sources import normalize_text
-from model.generation import DecodingSettings, ReplyGenerator
+from model.generation import DecodingSettings
 
 HELP = "commands: /reset  /quit  /settings  /set NAME VALUE  /help   (NAME: " + ", ".join(
     f.name for f in dataclasses.fields(DecodingSettings)
@@ -27,15 +29,22 @@ class QuitChat(Exception):
     pass
 
 
-class ChatSession:
-    def __init__(self, generator: ReplyGenerator, context_turns: int = 1, settings: DecodingSettings = DecodingSettings()):
+class LocalReplies:
+    """Replies from a `ReplyGenerator` to a chat history (oldest turn first, the user's last)."""
+
+    def __init__(self, generator, history_turns: int = 0):
         self.generator = generator
-        self.context_turns = max(1, context_turns)
+        self.history_turns = history_turns  # Earlier turns sent with the question.
+
+    def reply_to(self, history: list[str], settings: DecodingSettings) -> str:
+        return self.generator.reply([format_history(history, self.history_turns)], settings)[0]
+
+
+class ChatSession:
+    def __init__(self, replier, settings: DecodingSettings = DecodingSettings()):
+        self.replier = replier  # `LocalReplies` or `serving.client.RemoteReplies`.
         self.settings = settings
         self.history: list[str] = []
-
-    def context(self) -> str:
-        return SEP_TEXT.join(self.history[-self.context_turns :])
 
     def handle(self, line: str) -> str:
         line = normalize_text(line)
@@ -44,7 +53,7 @@ class ChatSession:
         if line.startswith("/"):
             return self._command(line)
         self.history.append(line)
-        reply = self.generator.reply([self.context()], self.settings)[0]
+        reply = self.replier.reply_to(self.history, self.settings)
         self.history.append(reply)
         return reply
 

@@ -24,10 +24,13 @@ import keras_hub
 import numpy as np
 import tensorflow as tf
 
-from config import END_ID, PAD_ID, SEP_ID, START_ID, UNK_ID
+from config import DataConfig, END_ID, PAD_ID, SEP_ID, START_ID, UNK_ID
+from data_pipeline.context import encoder_token_ids
 from model.core_ops import core_op_slice_update
 
 STRATEGIES = ("greedy", "beam", "sample")
+# [PERSONA]/[USER]/[BOT] are not listed: in vocabularies older than them ids 5-7 are
+# ordinary pieces, and no training target contains them, so the model never learns to emit them.
 NEVER_GENERATED = (PAD_ID, START_ID, UNK_ID, SEP_ID)
 NEG_INF = -1e9
 # WordPiece detokenization puts a space between every word-level piece ("거예요 ." ,
@@ -113,15 +116,16 @@ def apply_controls(logits: tf.Tensor, prompt: tf.Tensor, index, no_repeat_ngram_
     return tf.where(finished_rows(prompt, index)[:, None], pad_only[None, :], logits)
 
 
-def encode_contexts(tokenizer, contexts: tf.Tensor, max_length: int) -> tf.Tensor:
-    """[B] strings -> [B, S] ids ([PAD] after each row), each row's last `max_length` tokens.
+def encode_contexts(tokenizer, contexts: tf.Tensor, max_length: int, personas: tf.Tensor | None = None,
+                    max_persona_length: int = DataConfig.max_persona_length) -> tf.Tensor:
+    """[B] contexts (and [B] personas, "" for none) -> [B, S] encoder ids, [PAD] after each row.
 
-    Graph-safe (the exported signatures use it); S >= 1 even when every context is empty.
+    Packed as in training (`data_pipeline/context.py`). Graph-safe (the exported
+    signatures use it); S >= 1 even when every context is empty.
     """
-    ids = tokenizer(contexts)
-    if not isinstance(ids, tf.RaggedTensor):  # keras-hub returns Python lists when eager.
-        ids = tf.ragged.constant(ids, dtype=tf.int32, ragged_rank=1, inner_shape=())
-    ids = tf.cast(ids[:, -max_length:], tf.int32).to_tensor(default_value=PAD_ID)
+    if personas is None:
+        personas = tf.fill(tf.shape(contexts), "")
+    ids = encoder_token_ids(tokenizer, personas, contexts, max_length, max_persona_length).to_tensor(PAD_ID)
     return tf.pad(ids, [[0, 0], [0, tf.maximum(1 - tf.shape(ids)[1], 0)]], constant_values=PAD_ID)
 
 
@@ -185,13 +189,18 @@ class ReplyGenerator:
     Args:
         model: a trained `Seq2SeqTransformer`.
         tokenizer: its `WordPieceTokenizer`.
+        persona: the persona text contexts get unless `reply` is given others (a
+            character's, see `model/run_files.py`); "" for none.
+        max_persona_length: the run's `data.max_persona_length`.
         use_cache: False re-computes the whole prefix at every step (for tests and
             benchmarks; the replies are the same, only slower).
     """
 
-    def __init__(self, model, tokenizer, use_cache: bool = True):
+    def __init__(self, model, tokenizer, persona: str = "", max_persona_length: int = DataConfig.max_persona_length, use_cache: bool = True):
         self.model = model
         self.tokenizer = tokenizer
+        self.persona = persona
+        self.max_persona_length = max_persona_length
         self.use_cache = use_cache
         vocabulary = tokenizer.get_vocabulary() if hasattr(tokenizer, "get_vocabulary") else []
         self.continuation_pieces = (
@@ -200,9 +209,11 @@ class ReplyGenerator:
         self._graphs: dict[DecodingSettings, tuple] = {}
 
     # -- token ids ---------------------------------------------------------
-    def encode(self, contexts: list[str]) -> tf.Tensor:
-        """Contexts -> padded [B, S] ids, each keeping its last `max_length` tokens."""
-        return encode_contexts(self.tokenizer, tf.constant(contexts), self.model.max_length)
+    def encode(self, contexts: list[str], personas: list[str] | None = None) -> tf.Tensor:
+        """Contexts (and personas; default: this generator's) -> padded [B, S] encoder ids."""
+        personas = [self.persona] * len(contexts) if personas is None else personas
+        return encode_contexts(self.tokenizer, tf.constant(contexts), self.model.max_length,
+                               tf.constant(personas, tf.string), self.max_persona_length)
 
     def generate_ids(self, encoder_ids, settings: DecodingSettings = DecodingSettings()) -> np.ndarray:
         """[B, S] ids -> [B, max_reply_length] reply ids; [PAD] after [END]."""
@@ -211,8 +222,9 @@ class ReplyGenerator:
             sampler.seed_generator.state.assign(seed_state)
         return graph(tf.convert_to_tensor(encoder_ids, tf.int32)).numpy()
 
-    def reply(self, contexts: list[str], settings: DecodingSettings = DecodingSettings()) -> list[str]:
-        reply_ids = self.generate_ids(self.encode(contexts), settings)
+    def reply(self, contexts: list[str], settings: DecodingSettings = DecodingSettings(),
+              personas: list[str] | None = None) -> list[str]:
+        reply_ids = self.generate_ids(self.encode(contexts, personas), settings)
         return [t.decode("utf-8") for t in self.detokenize(tf.constant(reply_ids)).numpy()]
 
     def detokenize(self, reply_ids: tf.Tensor) -> tf.Tensor:
@@ -313,8 +325,9 @@ def sampling_logits(logits, index, temperature, top_k, top_p, seed) -> tf.Tensor
     return logits - tf.math.log(-tf.math.log(uniform))
 
 
-def greedy_replies(model, tokenizer, contexts: list[str], max_reply_length: int = 30) -> list[str]:
+def greedy_replies(model, tokenizer, contexts: list[str], max_reply_length: int = 30,
+                   personas: list[str] | None = None, max_persona_length: int = DataConfig.max_persona_length) -> list[str]:
     """Greedy, cached replies (used for the sample replies printed during training)."""
-    generator = ReplyGenerator(model, tokenizer)
-    return generator.reply(contexts, DecodingSettings(max_reply_length=max_reply_length))
+    generator = ReplyGenerator(model, tokenizer, max_persona_length=max_persona_length)
+    return generator.reply(contexts, DecodingSettings(max_reply_length=max_reply_length), personas)
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import keras
 
 from config import Config, load_config
+from data_pipeline.loading import history_turns, run_persona
 from data_pipeline.vocab import load_vocabulary, make_tokenizer
 from model.transformer import Seq2SeqTransformer
 
@@ -18,6 +19,14 @@ class TrainedRun:
     model: Seq2SeqTransformer
     tokenizer: object
     run_dir: Path
+    persona: str = ""  # The character's persona text, given to every conversation; "" for none.
+    history_turns: int = 0  # Earlier turns sent with each question (see `loading.history_turns`).
+
+    def generator(self, use_cache: bool = True):
+        """A `ReplyGenerator` speaking with this run's persona."""
+        from model.generation import ReplyGenerator
+
+        return ReplyGenerator(self.model, self.tokenizer, self.persona, self.config.data.max_persona_length, use_cache)
 
 
 def load_run(run_dir: str | Path) -> TrainedRun:
@@ -36,4 +45,5 @@ def load_run(run_dir: str | Path) -> TrainedRun:
         model.load_weights(run_dir / "checkpoints" / "best.weights.h5")
     else:
         raise FileNotFoundError(f"{run_dir} has no model.keras or checkpoints/best.weights.h5 yet")
-    return TrainedRun(config, model, tokenizer, run_dir)
+    return TrainedRun(config, model, tokenizer, run_dir, run_persona(run_dir),
+                      history_turns(run_dir, config.data.context_turns))

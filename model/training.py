@@ -121,12 +121,13 @@ def train(config: Config, run_dir: str | Path) -> dict:
     started = time.perf_counter()
     model.fit(train_ds, validation_data=validation_ds, epochs=config.train.epochs, callbacks=callbacks, verbose=2)
     session_seconds = time.perf_counter() - started
-    return finish_run(model, data, validation_ds, run_dir, session_seconds, train_padding)
+    return finish_run(model, config, data, validation_ds, run_dir, session_seconds, train_padding)
 
 
 def make_pipelines(config: Config, data):
     """(training, validation) datasets; only training shuffles and hides words."""
-    common = dict(max_length=config.data.max_length, batch_size=config.train.batch_size)
+    common = dict(max_length=config.data.max_length, max_persona_length=config.data.max_persona_length,
+                  batch_size=config.train.batch_size)
     train_ds = make_dataset(
         data.train, data.tokenizer, shuffle=True, seed=config.train.seed,
         shuffle_buffer=config.train.shuffle_buffer, word_dropout_rate=config.train.word_dropout, **common,
@@ -148,7 +149,8 @@ def make_callbacks(config: Config, data, run_dir: Path, history: list[dict], tok
     # history row and checkpoint are written (a kill before that re-runs the epoch).
     return [
         Throughput(tokens_per_epoch),
-        SampleReplies(data.tokenizer, config.train.sample_questions, run_dir / "logs" / "samples"),
+        SampleReplies(data.tokenizer, config.train.sample_questions, run_dir / "logs" / "samples",
+                      persona=data.persona, max_persona_length=config.data.max_persona_length),
         keras.callbacks.TensorBoard(str(run_dir / "logs")),
         keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=True),
         checkpoint,
@@ -181,7 +183,7 @@ def _nll_per_character(perplexity: float, validation_ds, examples) -> float:
     return math.log(perplexity) * tokens / characters
 
 
-def finish_run(model, data, validation_ds, run_dir: Path, session_seconds, train_padding) -> dict:
+def finish_run(model, config: Config, data, validation_ds, run_dir: Path, session_seconds, train_padding) -> dict:
     """Load the best weights, evaluate them, save the model and write metrics.json (last)."""
     model.load_weights(str(run_dir / "checkpoints" / "best.weights.h5"))
     results = model.evaluate(validation_ds, return_dict=True, verbose=0)
@@ -189,7 +191,9 @@ def finish_run(model, data, validation_ds, run_dir: Path, session_seconds, train
     best_epoch = 1 + min(range(len(history)), key=lambda i: history[i]["val_loss"])
     nll_per_character = _nll_per_character(results["perplexity"], validation_ds, data.validation)
     model.save(run_dir / "model.keras")
-    samples = greedy_replies(model, data.tokenizer, [e.context for e in data.validation[:5]])
+    samples = greedy_replies(model, data.tokenizer, [e.context for e in data.validation[:5]],
+                             personas=[e.persona for e in data.validation[:5]],
+                             max_persona_length=config.data.max_persona_length)
     seconds = sum(r.get("train_seconds", 0.0) for r in history)
     metrics = {
         "best_epoch": best_epoch,

@@ -139,27 +139,27 @@ def connect(server: str, model_name: str = "chatbot"):
 
 
 class RemoteReplies:
-    """`ReplyGenerator.reply(contexts, settings)` answered by a server's `chat` signature (for chat.py).
+    """Chat replies from a server's `chat` signature (for chat.py), like `LocalReplies.reply_to`.
 
-    A context's turns (joined with " [SEP] ") travel as separate history turns, and
-    the server keeps as many as its model was trained to see. Beam width, length
-    penalty and the no-repeat n-gram size were fixed at export; the other settings
-    travel with each request. Without a seed, each request draws a fresh one.
+    The history travels as it is (at most `MAX_TURNS` of the latest turns); the exported
+    graph keeps as many as its model was trained to see and adds the character's
+    persona. Beam width, length penalty and the no-repeat n-gram size were fixed at
+    export; the other settings travel with each request. Without a seed, each request
+    draws a fresh one.
     """
 
     FIXED_AT_EXPORT = ("num_beams", "length_penalty", "no_repeat_ngram_size")
+    MAX_TURNS = 16
 
     def __init__(self, client):
         self.client = client
 
-    def reply(self, contexts: list[str], settings) -> list[str]:
+    def reply_to(self, history: list[str], settings) -> str:
         import random
-
-        from data_pipeline.examples import SEP_TEXT
 
         seed = settings.seed if settings.seed is not None else random.randrange(2**31)
         return self.client.chat(
-            [context.split(SEP_TEXT) for context in contexts], strategy=settings.strategy,
+            [history[-self.MAX_TURNS:]], strategy=settings.strategy,
             temperature=settings.temperature, top_k=settings.top_k, top_p=settings.top_p,
             max_length=settings.max_reply_length, seed=seed,
-        )
+        )[0]

@@ -28,6 +28,7 @@ from tensorflow_serving.apis import predict_pb2, prediction_log_pb2
 
 from config import Config
 from serving.client import chat_arrays
+from data_pipeline.loading import CHARACTER_FILE, history_turns, run_persona
 from serving.signatures import CHAT_SPECS, TEXT_SPEC, ServingFunctions
 
 SERVING_DEFAULT = "serving_default"
@@ -62,7 +63,11 @@ def export_model(model, tokenizer, config: Config, run_dir: Path | None = None,
     staging = model_dir / f".staging-{os.getpid()}"
     shutil.rmtree(staging, ignore_errors=True)
     try:
-        write_saved_model(model, tokenizer, config, staging)
+        if run_dir is None:
+            persona, turns = "", config.data.context_turns
+        else:  # What the run's model was trained to see: its character, its number of earlier turns.
+            persona, turns = run_persona(run_dir), history_turns(run_dir, config.data.context_turns)
+        write_saved_model(model, tokenizer, config, staging, persona=persona, history_turns=turns)
         write_extras(staging, tokenizer, config, run_dir)
         xla_ops = sorted(op for op in graph_op_types(staging) if op.startswith("Xla"))
         if xla_ops:
@@ -72,9 +77,16 @@ def export_model(model, tokenizer, config: Config, run_dir: Path | None = None,
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def write_saved_model(model, tokenizer, config: Config, path: Path, stop_at_end: bool = True) -> None:
-    """The SavedModel alone (`stop_at_end=False` only for latency benchmarks: fixed-length replies)."""
-    functions = ServingFunctions(model, tokenizer, config.data.context_turns, config.export, stop_at_end)
+def write_saved_model(model, tokenizer, config: Config, path: Path, stop_at_end: bool = True,
+                      persona: str = "", history_turns: int | None = None) -> None:
+    """The SavedModel alone (`stop_at_end=False` only for latency benchmarks: fixed-length replies).
+
+    `persona`: the character's persona text, packed before every request's turns;
+    `history_turns`: earlier turns the `chat` signature keeps (default `data.context_turns`).
+    """
+    turns = config.data.context_turns if history_turns is None else history_turns
+    functions = ServingFunctions(model, tokenizer, turns, config.export, stop_at_end, persona=persona,
+                                 max_persona_length=config.data.max_persona_length)
     archive = keras.export.ExportArchive()
     archive.track(model)
     archive.track(tokenizer)
@@ -90,6 +102,8 @@ def write_extras(path: Path, tokenizer, config: Config, run_dir: Path | None) ->
     extra.mkdir(parents=True, exist_ok=True)
     (extra / "vocab.txt").write_text("\n".join(tokenizer.get_vocabulary()) + "\n", encoding="utf-8")
     config.save(extra / "config.yaml")
+    if run_dir is not None and (Path(run_dir) / CHARACTER_FILE).exists():
+        shutil.copyfile(Path(run_dir) / CHARACTER_FILE, extra / CHARACTER_FILE)
     provenance = {"run_dir": str(run_dir) if run_dir else None, "signatures": [SERVING_DEFAULT, CHAT_SIGNATURE]}
     (extra / "export.json").write_text(json.dumps(provenance, indent=2), encoding="utf-8")
     with tf.io.TFRecordWriter(str(extra / WARMUP_FILE)) as writer:

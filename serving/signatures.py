@@ -6,9 +6,12 @@ Two signatures, both returning `{"reply": [batch] string}`:
         greedy replies with the export's fixed settings (`ExportConfig`);
     chat(history [B, T] string, strategy [] string, temperature [] float,
          top_k [] int, top_p [] float, max_length [] int, seed [] int)
-        one conversation per row, oldest turn first, "" where a row has fewer turns;
-        the last `data.context_turns` non-empty turns are joined with " [SEP] " (as in
-        training); the decoding controls apply to the whole request.
+        one conversation per row, oldest turn first, the user's question last, ""
+        where a row has fewer turns; the question and the earlier turns the model was
+        trained to see are packed as in training (`data_pipeline/context.py`); the
+        decoding controls apply to the whole request.
+
+Both put the character's persona (if the run had one) before the turns, as training did.
 
 Inside: NFC normalisation and whitespace folding (as `normalize_text`), WordPiece
 tokenization, the cached decoder with a keras-hub sampler (greedy, beam, or greedy
@@ -24,8 +27,8 @@ import keras_hub
 import tensorflow as tf
 import tensorflow_text as tf_text
 
-from config import ExportConfig
-from data_pipeline.examples import SEP_TEXT
+from config import DataConfig, ExportConfig
+from data_pipeline.context import history_to_context
 from model.core_ops import core_op_slice_update
 from model.generation import (
     apply_controls, best_beam, detokenize_replies, encode_contexts, generate_reply_ids, sampling_logits,
@@ -51,20 +54,21 @@ def normalize_in_graph(text: tf.Tensor) -> tf.Tensor:
 
 
 def join_history(history: tf.Tensor, context_turns: int) -> tf.Tensor:
-    """[B, T] turns, oldest first, "" for none -> [B] contexts of the last non-empty turns."""
+    """[B, T] turns, oldest first, "" for none -> [B] contexts: the question and `context_turns` earlier turns."""
     turns = normalize_in_graph(history)
-    turns = tf.ragged.boolean_mask(turns, tf.strings.length(turns) > 0)
-    return tf.strings.reduce_join(turns[:, -max(1, context_turns) :], axis=1, separator=SEP_TEXT)
+    return history_to_context(tf.ragged.boolean_mask(turns, tf.strings.length(turns) > 0), context_turns)
 
 
 class ServingFunctions:
     """The graph functions of an export, around a trained model and its tokenizer."""
 
-    def __init__(self, model, tokenizer, context_turns: int, export_config: ExportConfig, stop_at_end: bool = True):
+    def __init__(self, model, tokenizer, context_turns: int, export_config: ExportConfig, stop_at_end: bool = True,
+                 persona: str = "", max_persona_length: int = DataConfig.max_persona_length):
         self.model = model
         self.stop_at_end = stop_at_end  # False: always max_length tokens (latency benchmarks only).
         self.tokenizer = tokenizer
-        self.context_turns = context_turns
+        self.context_turns = context_turns  # Earlier turns kept before the question.
+        self.persona, self.max_persona_length = persona, max_persona_length
         self.settings = export_config
         vocabulary = tokenizer.get_vocabulary()
         self.continuation_pieces = tf.constant([token.startswith("##") for token in vocabulary])
@@ -75,7 +79,7 @@ class ServingFunctions:
 
     def reply(self, text):
         """serving_default: [B] questions -> {"reply": [B] greedy replies}."""
-        encoder_ids = encode_contexts(self.tokenizer, normalize_in_graph(text), self.model.max_length)
+        encoder_ids = self._encode(normalize_in_graph(text))
         with core_op_slice_update():
             reply_ids = self._greedy(encoder_ids, self.settings.max_reply_length)
         return {"reply": detokenize_replies(self.tokenizer, reply_ids)}
@@ -84,7 +88,7 @@ class ServingFunctions:
         """[B, T] conversations and decoding controls -> {"reply": [B] replies}."""
         strategy_index = self._check_controls(strategy, temperature, top_k, top_p, max_length)
         with tf.control_dependencies([strategy_index]):
-            encoder_ids = encode_contexts(self.tokenizer, join_history(history, self.context_turns), self.model.max_length)
+            encoder_ids = self._encode(join_history(history, self.context_turns))
         with core_op_slice_update():  # No Xla* ops in the graph (see model/core_ops.py).
             reply_ids = tf.switch_case(strategy_index, [
                 lambda: self._greedy(encoder_ids, max_length),
@@ -92,6 +96,10 @@ class ServingFunctions:
                 lambda: self._sample(encoder_ids, max_length, temperature, top_k, top_p, seed),
             ])
         return {"reply": detokenize_replies(self.tokenizer, reply_ids)}
+
+    def _encode(self, contexts):
+        personas = tf.fill(tf.shape(contexts), self.persona)
+        return encode_contexts(self.tokenizer, contexts, self.model.max_length, personas, self.max_persona_length)
 
     # -- strategies: each returns reply ids [B, L] ---------------------------
     def _controlled(self, logits, prompt, index):

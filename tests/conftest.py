@@ -14,6 +14,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 SHARED_DATA = Path(os.environ.get("CHATBOT_SHARED_DATA", ROOT.parent / "shared" / "data"))
 CHATBOT_CSV = SHARED_DATA / "ChatbotData.csv"
+XPERSONA = SHARED_DATA / "xpersona_ko_dialogues.json"
+AIHUB_SAMPLE = ROOT / "tests" / "data" / "aihub_emotional_sample.json"  # Written for the tests.
+HARU = ROOT / "characters" / "haru.yaml"
 
 
 @pytest.fixture(scope="session")
@@ -57,8 +60,27 @@ def real_run(tmp_path_factory, chatbot_csv):
 
     run_dir = tmp_path_factory.mktemp("runs") / "tiny"
     config = build_config(
-        "tiny", overrides={"data": {"path": str(chatbot_csv)}, "train": {"epochs": 8, "label_smoothing": 0.0}}
+        "tiny", overrides={"data": {"sources": [str(chatbot_csv)]}, "train": {"epochs": 8, "label_smoothing": 0.0}}
     )
+    return run_dir, train(config, run_dir)
+
+
+@pytest.fixture(scope="session")
+def persona_run(tmp_path_factory):
+    """The tiny preset on multi-turn data with the example character, 6 epochs: (run_dir, metrics).
+
+    XPersona (weight 2) and the AIHub-format sample, three earlier turns, and
+    characters/haru.yaml: persona for the dialogues without one, identity pairs up-weighted.
+    """
+    from config import build_config
+    from model.training import train
+
+    assert XPERSONA.exists(), f"shared data not found at {XPERSONA}; set CHATBOT_SHARED_DATA"
+    run_dir = tmp_path_factory.mktemp("runs") / "persona"
+    config = build_config("tiny", overrides={
+        "data": {"sources": [f"{XPERSONA}@2", str(AIHUB_SAMPLE)], "character": str(HARU), "max_length": 64},
+        "train": {"epochs": 6, "label_smoothing": 0.0, "warmup_steps": 200},
+    })
     return run_dir, train(config, run_dir)
 
 

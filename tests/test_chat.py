@@ -6,8 +6,7 @@ import sys
 import pytest
 
 from conftest import ROOT
-from data_pipeline.examples import SEP_TEXT
-from model.chat_session import ChatSession, QuitChat
+from model.chat_session import ChatSession, LocalReplies, QuitChat
 from model.generation import DecodingSettings
 
 
@@ -22,12 +21,14 @@ class EchoGenerator:
         return [f"<{contexts[0]}>"]
 
 
-def test_history_window_and_reset():
+def test_history_window_speaker_marks_and_reset():
     generator = EchoGenerator()
-    session = ChatSession(generator, context_turns=3)
+    session = ChatSession(LocalReplies(generator, history_turns=2))
     assert session.handle("안녕") == "<안녕>"
     session.handle("  뭐 해?  ")
-    assert generator.calls[-1][0] == [SEP_TEXT.join(["안녕", "<안녕>", "뭐 해?"])]
+    assert generator.calls[-1][0] == ["[USER] 안녕 [SEP] [BOT] <안녕> [SEP] 뭐 해?"]
+    session.handle("셋")
+    assert generator.calls[-1][0][0].startswith("[USER] 뭐 해? [SEP] [BOT] ")  # Two earlier turns at most.
     assert session.handle("/reset") == "(conversation cleared)"
     session.handle("다시")
     assert generator.calls[-1][0] == ["다시"]
@@ -35,14 +36,14 @@ def test_history_window_and_reset():
 
 def test_single_turn_model_sees_only_the_question():
     generator = EchoGenerator()
-    session = ChatSession(generator, context_turns=1)
+    session = ChatSession(LocalReplies(generator, history_turns=0))
     session.handle("하나")
     session.handle("둘")
     assert generator.calls[-1][0] == ["둘"]
 
 
 def test_set_command_changes_settings_and_checks_them():
-    session = ChatSession(EchoGenerator())
+    session = ChatSession(LocalReplies(EchoGenerator()))
     assert session.handle("/set temperature 0.8") == "temperature = 0.8"
     assert session.handle("/set strategy sample") == "strategy = 'sample'"
     assert session.settings == DecodingSettings(strategy="sample", temperature=0.8)

@@ -39,6 +39,12 @@ def test_bad_keys_and_types_are_named():
 
 
 def test_save_and_load_round_trip(tmp_path):
-    config = build_config("tiny", overrides={"data": {"path": "x.csv"}})
+    config = build_config("tiny", overrides={"data": {"sources": ["x.csv", "y.json@2"]}})
     config.save(tmp_path / "config.yaml")
     assert load_config(tmp_path / "config.yaml") == config
+
+
+def test_config_files_with_the_old_single_data_path_still_load(tmp_path):
+    (tmp_path / "config.yaml").write_text("preset: tiny\ndata:\n  path: old.csv\n", encoding="utf-8")
+    assert load_config(tmp_path / "config.yaml").data.sources == ["old.csv"]
+    assert build_config("tiny", overrides={"data": {"path": None}}).data.sources == []

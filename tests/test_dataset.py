@@ -75,3 +75,13 @@ def test_word_dropout_hides_inputs_not_targets(tokenizer, chatbot_dialogues):
         assert 0.2 < changed.sum() / real.sum() < 0.4
         assert np.all(after[~real] == PAD_ID)
     assert np.all(noisy_inputs["decoder_inputs"].numpy()[:, 0] == START_ID)
+
+
+def test_weights_repeat_training_examples_with_fresh_draws_each_epoch(tokenizer):
+    examples = [Example("하나", "둘", weight=3.0), Example("셋", "넷", weight=0.5)]
+    dataset = make_dataset(examples, tokenizer, max_length=16, batch_size=1, shuffle=True, seed=1)
+    per_epoch = [sum(1 for _ in dataset) for _ in range(40)]
+    assert set(per_epoch) == {3, 4}  # Three copies always; the half-weighted example about every other epoch.
+    assert 10 <= per_epoch.count(4) <= 30
+    # Validation pipelines ignore weights: each example once.
+    assert sum(1 for _ in make_dataset(examples, tokenizer, max_length=16, batch_size=1, shuffle=False)) == 2

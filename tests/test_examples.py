@@ -1,9 +1,14 @@
 """data_pipeline/examples.py: examples per bot turn, a deterministic split by dialogue."""
 
+import json
+
+import pytest
+
 from data_pipeline.examples import (
-    SEP_TEXT, dialogue_examples, load_examples, save_examples, split_dialogues, to_examples,
+    SEP_TEXT, dialogue_examples, earlier_turns, load_examples, question_of, save_examples, split_dialogues,
+    to_examples,
 )
-from data_pipeline.sources import Dialogue
+from data_pipeline.sources import BOT, Dialogue
 
 
 def test_single_exchange_is_question_to_answer():
@@ -11,12 +16,34 @@ def test_single_exchange_is_question_to_answer():
     assert (example.context, example.response) == ("질문", "답")
 
 
-def test_multi_turn_context_window():
+def test_multi_turn_context_window_with_speaker_marks():
     dialogue = Dialogue(("a", "b", "c", "d", "e", "f"))
     examples = dialogue_examples(dialogue, context_turns=3)
     assert [(e.context, e.response) for e in examples] == [
-        ("a", "b"), (SEP_TEXT.join("abc"), "d"), (SEP_TEXT.join("cde"), "f"),
+        ("a", "b"),
+        ("[USER] a [SEP] [BOT] b [SEP] c", "d"),
+        ("[BOT] b [SEP] [USER] c [SEP] [BOT] d [SEP] e", "f"),  # Three earlier turns, oldest dropped.
     ]
+    assert [earlier_turns(e) for e in examples] == [0, 2, 3]
+    assert {question_of(e) for e in examples} == {"a", "c", "e"}
+
+
+def test_zero_context_turns_is_the_single_turn_case():
+    examples = dialogue_examples(Dialogue(("a", "b", "c", "d")), context_turns=0)
+    assert [(e.context, e.response) for e in examples] == [("a", "b"), ("c", "d")]
+    with pytest.raises(ValueError, match="context_turns"):
+        dialogue_examples(Dialogue(("a", "b")), context_turns=-1)
+
+
+def test_persona_travels_beside_the_context():
+    (example,) = dialogue_examples(Dialogue(("안녕", "반가워"), persona=("나는 개를 키워.", "나는 학생이야.")))
+    assert example.persona == "나는 개를 키워. 나는 학생이야." and example.context == "안녕"
+
+
+def test_a_dialogue_the_bot_opens_has_no_example_for_the_opening():
+    dialogue = Dialogue(("어서 와", "안녕", "반가워"), first_speaker=BOT)
+    (example,) = dialogue_examples(dialogue, context_turns=3)
+    assert (example.context, example.response) == ("[BOT] 어서 와 [SEP] 안녕", "반가워")
 
 
 def test_split_is_seeded_disjoint_and_sized(chatbot_dialogues):
@@ -31,6 +58,12 @@ def test_split_is_seeded_disjoint_and_sized(chatbot_dialogues):
 
 
 def test_examples_round_trip(tmp_path):
-    examples = to_examples([Dialogue(("안녕", "반가워"), source="f:2")])
+    examples = to_examples([Dialogue(("안녕", "반가워"), persona=("p",), source="f:2")])
     save_examples(examples, tmp_path / "x.jsonl")
     assert load_examples(tmp_path / "x.jsonl") == examples
+
+
+def test_split_files_from_before_persona_and_weight_still_load(tmp_path):
+    (tmp_path / "old.jsonl").write_text(json.dumps({"context": "q", "response": "a", "source": "f:2"}) + "\n")
+    (example,) = load_examples(tmp_path / "old.jsonl")
+    assert (example.persona, example.weight) == ("", 1.0)

@@ -118,7 +118,7 @@ def test_bad_controls_are_invalid_argument(reloaded, controls, message):
 
 def test_history_keeps_the_last_turns_normalised():
     history = tf.constant([["하나", "둘", "셋  넷\u3000"], ["안녕", "", ""]])
-    assert [t.decode() for t in join_history(history, 2).numpy()] == ["둘 [SEP] 셋 넷", "안녕"]
+    assert [t.decode() for t in join_history(history, 1).numpy()] == ["[BOT] 둘 [SEP] 셋 넷", "안녕"]
     assert normalize_in_graph(tf.constant(["\u1100\u1161 가"])).numpy()[0].decode() == "가 가"  # NFC.
 
 
@@ -150,3 +150,29 @@ def test_export_cli(real_run, tmp_path):
     missing = subprocess.run([sys.executable, str(ROOT / "export.py"), "--run-dir", str(tmp_path / "none")],
                              capture_output=True, text=True, timeout=120)
     assert missing.returncode == 2 and "not a run directory" in missing.stderr
+
+
+@pytest.fixture(scope="module")
+def persona_export(persona_run, tmp_path_factory):
+    from serving.export import export_run
+
+    return export_run(persona_run[0], base_dir=tmp_path_factory.mktemp("persona_models"))
+
+
+def test_export_carries_the_character_and_answers_with_its_persona_and_history(persona_run, persona_export):
+    from model.chat_session import LocalReplies
+
+    assert (persona_export / "assets.extra" / "character.yaml").read_bytes() == (
+        persona_run[0] / "character.yaml").read_bytes()
+    run = load_run(persona_run[0])
+    assert run.persona.startswith("내 이름은 하루야.") and run.history_turns == 3
+    local = LocalReplies(run.generator(), run.history_turns)
+    histories = [["너는 누구니?"], ["안녕", "안녕하세요", "오늘 뭐 했어?"],
+                 ["하나", "둘", "셋", "넷", "다섯", "여섯", "나는 개를 키워. 너는?"]]
+    greedy = DecodingSettings(max_reply_length=24, no_repeat_ngram_size=3)
+    expected = [local.reply_to(history, greedy) for history in histories]
+    reloaded = tf.saved_model.load(str(persona_export))
+    padded = [[""] * (7 - len(h)) + h for h in histories]  # Leading "" = no turn.
+    assert chat(reloaded, padded, max_length=24) == expected
+    served = reloaded.signatures["serving_default"](text=tf.constant(["너는 누구니?"]))["reply"].numpy()
+    assert served[0].decode() == expected[0]

@@ -145,18 +145,117 @@ def test_xpersona_unusable_files_raise(tmp_path, text, message):
 
 
 def test_multi_turn_examples_from_xpersona_keep_the_context():
-    from data_pipeline.examples import SEP_TEXT, dialogue_examples
+    from data_pipeline.context import format_turns
+    from data_pipeline.examples import dialogue_examples
     from data_pipeline.sources import read_xpersona_json
 
     dialogue = read_xpersona_json(XPERSONA)[0][0]
     examples = dialogue_examples(dialogue, context_turns=3)
     assert len(examples) == len(dialogue.turns) // 2
-    assert examples[2].context == SEP_TEXT.join(dialogue.turns[2:5]) and examples[2].response == dialogue.turns[5]
+    turns = dialogue.turns[1:5]  # Three earlier turns (bot, user, bot) and the question.
+    assert examples[2].context == format_turns(turns, ["bot", "user", "bot", "user"])
+    assert examples[2].response == dialogue.turns[5]
+    assert examples[2].persona == " ".join(dialogue.persona)
 
 
 def test_training_reads_json_files_as_xpersona():
     from config import DataConfig
     from data_pipeline.loading import load_dialogues
 
-    dialogues, report = load_dialogues(DataConfig(path=str(XPERSONA)))
+    dialogues, report = load_dialogues(DataConfig(sources=[str(XPERSONA)]))
     assert report.kept == len(dialogues) > 290 and dialogues[0].persona
+
+
+# -- JSON Lines -------------------------------------------------------------
+def jsonl(tmp_path, *lines: str):
+    return write_bytes(tmp_path, "dialogues.jsonl", ("\n".join(lines) + "\n").encode("utf-8"))
+
+
+def turn(speaker, text):
+    return {"speaker": speaker, "text": text}
+
+
+def test_jsonl_turns_with_speakers_persona_and_bot_openings(tmp_path):
+    import json
+
+    from data_pipeline.sources import BOT, USER, read_dialogues_jsonl
+
+    path = jsonl(
+        tmp_path,
+        json.dumps([turn("user", "안녕"), turn("bot", "반가워"), turn("user", "뭐 해?"), turn("bot", "책 읽어")],
+                   ensure_ascii=False),
+        "",
+        json.dumps({"persona": ["나는 고양이를 키워."], "turns": [turn("system", "어서 와"), turn("human", "안녕"),
+                                                           turn("assistant", "반가워요")]}, ensure_ascii=False),
+    )
+    dialogues, report = read_dialogues_jsonl(path)
+    assert [d.turns for d in dialogues] == [("안녕", "반가워", "뭐 해?", "책 읽어"), ("어서 와", "안녕", "반가워요")]
+    assert [d.first_speaker for d in dialogues] == [USER, BOT]
+    assert dialogues[1].persona == ("나는 고양이를 키워.",)
+    assert dialogues[1].source == f"{path}:3" and report.kept == 2 and not report.skipped
+
+
+def test_jsonl_bad_lines_are_named_and_good_turns_kept(tmp_path, caplog):
+    import json
+
+    from data_pipeline.sources import read_dialogues_jsonl
+
+    good = json.dumps([turn("user", "a"), turn("bot", "b")])
+    path = jsonl(
+        tmp_path,
+        good,
+        "{not json",
+        json.dumps([turn("user", "c"), turn("user", "c2"), turn("bot", "d"), turn("narrator", "e"), turn("bot", "f")]),
+        json.dumps({"turns": "x"}),
+        json.dumps([turn("user", "only")]),
+        good,
+    )
+    with caplog.at_level(logging.WARNING):
+        dialogues, report = read_dialogues_jsonl(path)
+    assert [d.turns for d in dialogues] == [("a", "b"), ("c c2", "d")]  # Same speaker joined; cut at "narrator".
+    assert report.duplicates == 1
+    assert report.skipped["not valid JSON"] == 1
+    assert report.skipped["turn without a known speaker and non-empty text"] == 1
+    assert report.skipped["not a list of turns or a {persona, turns} object"] == 1
+    assert report.skipped["fewer than two turns"] == 1
+    assert f"{path}:2:" in caplog.text and f"{path}:3:" in caplog.text and "kept the 3 turn(s) before it" in caplog.text
+
+
+def test_jsonl_without_usable_dialogues_raises(tmp_path):
+    from data_pipeline.sources import read_dialogues_jsonl
+
+    with pytest.raises(DataError, match="no usable dialogues"):
+        read_dialogues_jsonl(jsonl(tmp_path, "[]"))
+
+
+# -- AIHub emotional dialogue -------------------------------------------------
+
+
+def test_aihub_sample_reads_turns_in_order_and_reports_the_rest(caplog):
+    from pathlib import Path
+
+    from data_pipeline.sources import read_aihub_json
+
+    path = Path(__file__).parent / "data" / "aihub_emotional_sample.json"
+    with caplog.at_level(logging.WARNING):
+        dialogues, report = read_aihub_json(path)
+    assert [len(d.turns) for d in dialogues] == [4, 6, 2]
+    assert dialogues[0].turns[3] == "혼자 해결하기로 했군요. 힘들면 주위에 도움을 청해 보세요."  # Stripped.
+    assert dialogues[1].turns[-1] == "기대할게요!" and dialogues[0].persona == ()
+    assert report.duplicates == 1 and report.kept == 3
+    assert report.skipped["turn after a gap (dropped with the rest)"] == 2
+    assert report.skipped["no talk.content object"] == 1
+    assert report.skipped["no HS01/SS01 exchange"] == 1
+    assert "record 2 (Pro_00003_00003)" in caplog.text and "HS03; kept 2 turn(s)" in caplog.text
+
+
+def test_read_dialogues_picks_the_reader(tmp_path):
+    from pathlib import Path
+
+    from data_pipeline.sources import read_dialogues
+
+    sample = Path(__file__).parent / "data" / "aihub_emotional_sample.json"
+    assert read_dialogues(sample)[1].kept == 3
+    assert read_dialogues(XPERSONA)[1].kept == 299
+    csv_dialogues, _ = read_dialogues(write_bytes(tmp_path, "x.csv", "Q,A\n안녕,반가워\n".encode()))
+    assert csv_dialogues[0].turns == ("안녕", "반가워")

@@ -73,7 +73,7 @@ def test_saved_model_reloads(real_run):
 def test_finished_run_is_not_retrained(real_run, capsys):
     run_dir, metrics = real_run
     before = (run_dir / "history.csv").read_text()
-    config = build_config("tiny", overrides={"data": {"path": "unused.csv"}})
+    config = build_config("tiny", overrides={"data": {"sources": ["unused.csv"]}})
     assert train(config, run_dir) == json.loads((run_dir / "metrics.json").read_text())
     assert "finished run" in capsys.readouterr().out
     assert (run_dir / "history.csv").read_text() == before

@@ -1,0 +1,81 @@
+"""A character: the persona the chatbot speaks as, read from a YAML file.
+
+    name: 하루
+    persona:                 # sentences the encoder sees before every conversation
+      - 내 이름은 하루야.
+    identity:                # question/answer pairs mixed into training, up-weighted
+      - q: 너는 누구니?
+        a: 저는 하루예요.
+    weight: 20               # how many times each identity pair appears per epoch
+
+Training gives the character's persona to every dialogue that has none of its own
+(so what the model sees in training is what the served model sees), and adds the
+identity pairs to the training split only (they are a specification, not data to
+hold out). The run keeps a copy (`<run_dir>/character.yaml`) and the export carries it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from data_pipeline.sources import DataError, Dialogue, normalize_text
+
+
+@dataclass(frozen=True)
+class Character:
+    name: str
+    persona: tuple[str, ...]
+    identity: tuple[tuple[str, str], ...]
+    weight: float = 20.0
+    source: str = ""
+
+    def identity_dialogues(self) -> list[Dialogue]:
+        return [
+            Dialogue((question, answer), self.persona, f"{self.source}:identity {index}")
+            for index, (question, answer) in enumerate(self.identity)
+        ]
+
+
+def load_character(path: str | Path) -> Character:
+    """Read and check a character file; `DataError` names the file and the field."""
+    path = Path(path)
+    try:
+        loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as error:
+        raise DataError(f"{path}: cannot read character file: {error}") from error
+    except yaml.YAMLError as error:
+        raise DataError(f"{path}: not valid YAML: {error}") from error
+    if not isinstance(loaded, dict):
+        raise DataError(f"{path}: expected a mapping with name, persona, identity")
+    unknown = set(loaded) - {"name", "persona", "identity", "weight"}
+    if unknown:
+        raise DataError(f"{path}: unknown field(s) {sorted(unknown)}; expected name, persona, identity, weight")
+    name = normalize_text(str(loaded.get("name") or ""))
+    if not name:
+        raise DataError(f"{path}: field 'name' is missing or empty")
+    persona = _sentences(loaded.get("persona"), path)
+    identity = tuple(_pair(item, index, path) for index, item in enumerate(loaded.get("identity") or []))
+    if not identity:
+        raise DataError(f"{path}: field 'identity' needs at least one {{q, a}} pair")
+    weight = loaded.get("weight", 20.0)
+    if isinstance(weight, bool) or not isinstance(weight, (int, float)) or weight <= 0:
+        raise DataError(f"{path}: field 'weight' must be a positive number, got {weight!r}")
+    return Character(name, persona, identity, float(weight), str(path))
+
+
+def _sentences(value, path: Path) -> tuple[str, ...]:
+    if not isinstance(value, list) or not value or not all(isinstance(s, str) and s.strip() for s in value):
+        raise DataError(f"{path}: field 'persona' must be a non-empty list of sentences")
+    return tuple(normalize_text(s) for s in value)
+
+
+def _pair(item, index: int, path: Path) -> tuple[str, str]:
+    if not isinstance(item, dict) or set(item) != {"q", "a"}:
+        raise DataError(f"{path}: identity[{index}] must be a mapping with exactly 'q' and 'a'")
+    question, answer = (normalize_text(str(item[k] or "")) for k in ("q", "a"))
+    if not question or not answer:
+        raise DataError(f"{path}: identity[{index}] has an empty 'q' or 'a'")
+    return question, answer

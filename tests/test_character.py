@@ -1,0 +1,48 @@
+"""data_pipeline/character.py: the character file, its checks, and the shipped example."""
+
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT
+from data_pipeline.character import load_character
+from data_pipeline.sources import DataError
+
+HARU = ROOT / "characters" / "haru.yaml"
+
+
+def test_example_character_loads():
+    character = load_character(HARU)
+    assert character.name == "하루" and len(character.persona) >= 1 and len(character.identity) >= 20
+    (first, *_) = character.identity_dialogues()
+    assert first.persona == character.persona and first.source.startswith(str(HARU))
+
+
+def test_probe_questions_are_paraphrases_not_in_the_file():
+    questions = {q for q, _ in load_character(HARU).identity}
+    lines = (ROOT / "evaluation" / "character_probes.txt").read_text(encoding="utf-8").splitlines()
+    probes = [line.strip() for line in lines if line.strip() and not line.startswith("#")]
+    assert len(probes) == 10 and not set(probes) & questions
+
+
+@pytest.mark.parametrize("text, message", [
+    ("persona: [a]\nidentity: [{q: x, a: y}]\n", "field 'name' is missing"),
+    ("name: n\npersona: []\nidentity: [{q: x, a: y}]\n", "field 'persona'"),
+    ("name: n\npersona: [a]\nidentity: []\n", "field 'identity' needs"),
+    ("name: n\npersona: [a]\nidentity: [{q: x}]\n", "identity[0] must be a mapping"),
+    ("name: n\npersona: [a]\nidentity: [{q: x, a: ' '}]\n", "identity[0] has an empty"),
+    ("name: n\npersona: [a]\nidentity: [{q: x, a: y}]\nweight: 0\n", "field 'weight'"),
+    ("name: n\npersona: [a]\nidentity: [{q: x, a: y}]\ncolour: red\n", "unknown field(s) ['colour']"),
+    ("name: [unclosed\n", "not valid YAML"),
+    ("- just a list\n", "expected a mapping"),
+])
+def test_bad_character_files_name_the_field(tmp_path, text, message):
+    path = tmp_path / "c.yaml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(DataError, match=r".*".join(map(__import__("re").escape, [str(path), message]))):
+        load_character(path)
+
+
+def test_missing_file_is_a_data_error(tmp_path):
+    with pytest.raises(DataError, match="cannot read character file"):
+        load_character(Path(tmp_path) / "none.yaml")

@@ -1,0 +1,65 @@
+"""data_pipeline/loading.py: mixing sources with weights, the character, per-source splits, history depth."""
+
+import json
+
+import pytest
+
+from config import DataConfig
+from conftest import AIHUB_SAMPLE, HARU, XPERSONA
+from data_pipeline.character import load_character
+from data_pipeline.context import format_persona
+from data_pipeline.examples import load_examples
+from data_pipeline.loading import history_turns, parse_source, prepare_data, run_persona
+from data_pipeline.sources import DataError
+
+
+def test_parse_source():
+    assert parse_source("a/b.csv") == ("a/b.csv", 1.0)
+    assert parse_source("a/b.json@2.5") == ("a/b.json", 2.5)
+    with pytest.raises(DataError, match="must be a number"):
+        parse_source("a.csv@two")
+    with pytest.raises(DataError, match="must be > 0"):
+        parse_source("a.csv@0")
+
+
+def test_mixed_sources_weights_and_character(persona_run):
+    run_dir, _ = persona_run
+    train = load_examples(run_dir / "data" / "train.jsonl")
+    validation = load_examples(run_dir / "data" / "validation.jsonl")
+    character = load_character(HARU)
+    persona = format_persona(character.persona)
+
+    identity = [e for e in train if "identity" in e.source]
+    assert len(identity) == len(character.identity) and {e.weight for e in identity} == {character.weight}
+    assert not [e for e in validation if "identity" in e.source]  # The character is never held out.
+    xpersona = [e for e in train if "xpersona" in e.source]
+    assert xpersona and {e.weight for e in xpersona} == {2.0}
+    assert all(e.persona and e.persona != persona for e in xpersona)  # XPersona keeps its own personas.
+    aihub = [e for e in train + validation if "aihub" in e.source]
+    assert aihub and {e.persona for e in aihub} == {persona}  # No persona of its own: the character's.
+    assert not {e.source for e in train} & {e.source for e in validation}  # Split by dialogue.
+    assert (run_dir / "character.yaml").read_bytes() == HARU.read_bytes()
+    assert run_persona(run_dir) == persona
+
+    report = json.loads((run_dir / "data_report.json").read_text(encoding="utf-8"))
+    assert [r["weight"] for r in report["read"]] == [2.0, 1.0]
+    assert report["character"]["name"] == "하루" and report["context_turns_seen"] == 3
+    assert history_turns(run_dir, 3) == 3 and history_turns(run_dir, 1) == 1
+
+
+def test_single_turn_runs_send_no_history(real_run):
+    assert history_turns(real_run[0], 3) == 0  # ChatbotData: the model never saw earlier turns.
+    assert run_persona(real_run[0]) == ""
+
+
+def test_a_sources_split_does_not_depend_on_what_it_is_mixed_with(tmp_path, chatbot_csv):
+    alone = prepare_data(DataConfig(sources=[str(chatbot_csv)], vocab_size=500), tmp_path / "alone")
+    mixed = prepare_data(DataConfig(sources=[str(chatbot_csv), str(AIHUB_SAMPLE)], vocab_size=500), tmp_path / "mixed")
+    chatbot = [e.source for e in mixed.validation if "ChatbotData" in e.source]
+    assert chatbot == [e.source for e in alone.validation]
+    assert len(mixed.validation) > len(chatbot)  # The sample contributed its own held-out dialogue.
+
+
+def test_unreadable_source_names_the_file(tmp_path):
+    with pytest.raises(DataError, match="missing.jsonl"):
+        prepare_data(DataConfig(sources=[str(tmp_path / "missing.jsonl")]), tmp_path / "run")
