@@ -37,6 +37,9 @@ class DataConfig:
     # none -> the TFDS `chatbot_data` builder. A weight repeats a source's training examples.
     sources: list[str] = field(default_factory=list)
     character: str | None = None  # Character YAML (name, persona, identity Q/A); see characters/.
+    # Give the character's persona to every dialogue without one (and to every request when
+    # served). Off by default: at 8 epochs it made greedy replies ignore the question (README).
+    character_persona: bool = False
     tfds_data_dir: str | None = None  # TFDS cache; None -> TFDS's default.
     tfds_manual_dir: str | None = None  # Folder holding ChatbotData.csv (offline).
     validation_fraction: float = 0.1

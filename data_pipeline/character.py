@@ -8,10 +8,11 @@
         a: 저는 하루예요.
     weight: 20               # how many times each identity pair appears per epoch
 
-Training gives the character's persona to every dialogue that has none of its own
-(so what the model sees in training is what the served model sees), and adds the
-identity pairs to the training split only (they are a specification, not data to
-hold out). The run keeps a copy (`<run_dir>/character.yaml`) and the export carries it.
+Training adds the identity pairs to the training split only (they are a specification,
+not data to hold out), `weight` times per epoch. With `data.character_persona` it also
+gives the character's persona to every dialogue that has none of its own, and the chat
+and the export put it before every request (so training and serving see the same). The
+run keeps a copy (`<run_dir>/character.yaml`) and the export carries it.
 """
 
 from __future__ import annotations
@@ -32,9 +33,10 @@ class Character:
     weight: float = 20.0
     source: str = ""
 
-    def identity_dialogues(self) -> list[Dialogue]:
+    def identity_dialogues(self, with_persona: bool = False) -> list[Dialogue]:
+        persona = self.persona if with_persona else ()
         return [
-            Dialogue((question, answer), self.persona, f"{self.source}:identity {index}")
+            Dialogue((question, answer), persona, f"{self.source}:identity {index}")
             for index, (question, answer) in enumerate(self.identity)
         ]
 

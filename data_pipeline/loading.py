@@ -9,8 +9,9 @@ and token ids.
 Mixing: every source is read by its reader and split by dialogue on its own (same
 seed, same fraction: a source's split does not depend on what it is mixed with), and
 its training examples carry the source's weight. A character's
-identity pairs join the training split only, with the character's weight, and its
-persona goes to every dialogue without one (so training sees what serving sees).
+identity pairs join the training split only, with the character's weight; with
+`data.character_persona` its persona also goes to every dialogue without one (and to
+every served request).
 """
 
 from __future__ import annotations
@@ -53,8 +54,9 @@ def run_character(run_dir: Path) -> Character | None:
     return load_character(path) if path.exists() else None
 
 
-def run_persona(run_dir: Path) -> str:
-    character = run_character(run_dir)
+def run_persona(run_dir: Path, data: DataConfig) -> str:
+    """The persona text a run's model gets before every request ("" unless `data.character_persona`)."""
+    character = run_character(run_dir) if data.character_persona else None
     return format_persona(character.persona) if character else ""
 
 
@@ -118,19 +120,20 @@ def prepare_data(data: DataConfig, run_dir: Path) -> PreparedData:
         train, validation = load_examples(split_dir / "train.jsonl"), load_examples(split_dir / "validation.jsonl")
         vocabulary = load_vocabulary(vocab_path)
         report = json.loads(report_path.read_text(encoding="utf-8"))
-        return PreparedData(train, validation, vocabulary, make_tokenizer(vocabulary), report, run_persona(run_dir))
+        return PreparedData(train, validation, vocabulary, make_tokenizer(vocabulary), report, run_persona(run_dir, data))
 
     character = load_character(data.character) if data.character else None
     train, validation, reports = [], [], []
     for dialogues, read_report, weight in load_sources(data):
         print(read_report.summary())
         reports.append({**read_report.to_dict(), "weight": weight})
-        dialogues = [_with_persona(d, character) for d in dialogues]
+        if character and data.character_persona:
+            dialogues = [d if d.persona else dataclasses.replace(d, persona=character.persona) for d in dialogues]
         train_dialogues, validation_dialogues = split_dialogues(dialogues, data.validation_fraction, data.split_seed)
         train += [dataclasses.replace(e, weight=weight) for e in to_examples(train_dialogues, data.context_turns)]
         validation += to_examples(validation_dialogues, data.context_turns)
     if character:
-        identity = to_examples(character.identity_dialogues(), data.context_turns)
+        identity = to_examples(character.identity_dialogues(data.character_persona), data.context_turns)
         train += [dataclasses.replace(e, weight=character.weight) for e in identity]
         shutil.copyfile(data.character, run_dir / CHARACTER_FILE)
     personas = sorted({e.persona for e in train if e.persona})
@@ -150,10 +153,4 @@ def prepare_data(data: DataConfig, run_dir: Path) -> PreparedData:
         "vocabulary_size": len(vocabulary),
     }
     report_path.write_text(json.dumps(report, ensure_ascii=False, indent=2), encoding="utf-8")
-    return PreparedData(train, validation, vocabulary, make_tokenizer(vocabulary), report, run_persona(run_dir))
-
-
-def _with_persona(dialogue: Dialogue, character: Character | None) -> Dialogue:
-    if character is None or dialogue.persona:
-        return dialogue
-    return dataclasses.replace(dialogue, persona=character.persona)
+    return PreparedData(train, validation, vocabulary, make_tokenizer(vocabulary), report, run_persona(run_dir, data))

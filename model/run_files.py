@@ -45,5 +45,5 @@ def load_run(run_dir: str | Path) -> TrainedRun:
         model.load_weights(run_dir / "checkpoints" / "best.weights.h5")
     else:
         raise FileNotFoundError(f"{run_dir} has no model.keras or checkpoints/best.weights.h5 yet")
-    return TrainedRun(config, model, tokenizer, run_dir, run_persona(run_dir),
+    return TrainedRun(config, model, tokenizer, run_dir, run_persona(run_dir, config.data),
                       history_turns(run_dir, config.data.context_turns))

@@ -66,7 +66,7 @@ def export_model(model, tokenizer, config: Config, run_dir: Path | None = None,
         if run_dir is None:
             persona, turns = "", config.data.context_turns
         else:  # What the run's model was trained to see: its character, its number of earlier turns.
-            persona, turns = run_persona(run_dir), history_turns(run_dir, config.data.context_turns)
+            persona, turns = run_persona(run_dir, config.data), history_turns(run_dir, config.data.context_turns)
         write_saved_model(model, tokenizer, config, staging, persona=persona, history_turns=turns)
         write_extras(staging, tokenizer, config, run_dir)
         xla_ops = sorted(op for op in graph_op_types(staging) if op.startswith("Xla"))

@@ -11,7 +11,7 @@ Two signatures, both returning `{"reply": [batch] string}`:
         trained to see are packed as in training (`data_pipeline/context.py`); the
         decoding controls apply to the whole request.
 
-Both put the character's persona (if the run had one) before the turns, as training did.
+Both put the run's persona (the character's, when trained with `data.character_persona`) before the turns, as training did.
 
 Inside: NFC normalisation and whitespace folding (as `normalize_text`), WordPiece
 tokenization, the cached decoder with a keras-hub sampler (greedy, beam, or greedy

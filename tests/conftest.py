@@ -70,7 +70,8 @@ def persona_run(tmp_path_factory):
     """The tiny preset on multi-turn data with the example character, 6 epochs: (run_dir, metrics).
 
     XPersona (weight 2) and the AIHub-format sample, three earlier turns, and
-    characters/haru.yaml: persona for the dialogues without one, identity pairs up-weighted.
+    characters/haru.yaml with `data.character_persona` on (so the persona path is exercised
+    end to end): persona for the dialogues without one, identity pairs up-weighted.
     """
     from config import build_config
     from model.training import train
@@ -78,7 +79,8 @@ def persona_run(tmp_path_factory):
     assert XPERSONA.exists(), f"shared data not found at {XPERSONA}; set CHATBOT_SHARED_DATA"
     run_dir = tmp_path_factory.mktemp("runs") / "persona"
     config = build_config("tiny", overrides={
-        "data": {"sources": [f"{XPERSONA}@2", str(AIHUB_SAMPLE)], "character": str(HARU), "max_length": 64},
+        "data": {"sources": [f"{XPERSONA}@2", str(AIHUB_SAMPLE)], "character": str(HARU), "character_persona": True,
+                 "max_length": 64},
         "train": {"epochs": 6, "label_smoothing": 0.0, "warmup_steps": 200},
     })
     return run_dir, train(config, run_dir)

@@ -14,8 +14,9 @@ HARU = ROOT / "characters" / "haru.yaml"
 def test_example_character_loads():
     character = load_character(HARU)
     assert character.name == "하루" and len(character.persona) >= 1 and len(character.identity) >= 20
-    (first, *_) = character.identity_dialogues()
+    (first, *_) = character.identity_dialogues(with_persona=True)
     assert first.persona == character.persona and first.source.startswith(str(HARU))
+    assert character.identity_dialogues()[0].persona == ()
 
 
 def test_probe_questions_are_paraphrases_not_in_the_file():

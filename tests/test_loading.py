@@ -39,7 +39,7 @@ def test_mixed_sources_weights_and_character(persona_run):
     assert aihub and {e.persona for e in aihub} == {persona}  # No persona of its own: the character's.
     assert not {e.source for e in train} & {e.source for e in validation}  # Split by dialogue.
     assert (run_dir / "character.yaml").read_bytes() == HARU.read_bytes()
-    assert run_persona(run_dir) == persona
+    assert run_persona(run_dir, DataConfig(character_persona=True)) == persona
 
     report = json.loads((run_dir / "data_report.json").read_text(encoding="utf-8"))
     assert [r["weight"] for r in report["read"]] == [2.0, 1.0]
@@ -49,7 +49,15 @@ def test_mixed_sources_weights_and_character(persona_run):
 
 def test_single_turn_runs_send_no_history(real_run):
     assert history_turns(real_run[0], 3) == 0  # ChatbotData: the model never saw earlier turns.
-    assert run_persona(real_run[0]) == ""
+    assert run_persona(real_run[0], DataConfig(character_persona=True)) == ""
+
+
+def test_by_default_the_character_adds_identity_pairs_but_no_persona(tmp_path):
+    data = prepare_data(DataConfig(sources=[str(AIHUB_SAMPLE)], character=str(HARU), vocab_size=300), tmp_path)
+    identity = [e for e in data.train if "identity" in e.source]
+    assert len(identity) == len(load_character(HARU).identity) and {e.weight for e in identity} == {20.0}
+    assert not {e.persona for e in data.train + data.validation} - {""}
+    assert data.persona == "" and run_persona(tmp_path, DataConfig(character=str(HARU))) == ""
 
 
 def test_a_sources_split_does_not_depend_on_what_it_is_mixed_with(tmp_path, chatbot_csv):

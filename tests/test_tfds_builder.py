@@ -10,7 +10,7 @@ from data_pipeline.tfds_chatbot.chatbot_data import ChatbotData, ChatbotDataUnav
 
 def test_builder_uses_manual_dir(tmp_path, chatbot_csv):
     dialogues, report = load_dialogues(
-        DataConfig(path=None, tfds_data_dir=str(tmp_path / "tfds"), tfds_manual_dir=str(chatbot_csv.parent))
+        DataConfig(tfds_data_dir=str(tmp_path / "tfds"), tfds_manual_dir=str(chatbot_csv.parent))
     )
     assert len(dialogues) == report.kept == 11023 - 73
     assert ("3박4일 놀러가고 싶다", "여행은 언제나 좋죠.") in {d.turns for d in dialogues}
@@ -21,4 +21,4 @@ def test_builder_uses_manual_dir(tmp_path, chatbot_csv):
 def test_offline_without_copy_says_how(tmp_path, monkeypatch):
     monkeypatch.setattr(ChatbotData, "download_url", "http://127.0.0.1:9/ChatbotData.csv")
     with pytest.raises(ChatbotDataUnavailable, match="--tfds-manual-dir"):
-        load_dialogues(DataConfig(path=None, tfds_data_dir=str(tmp_path / "tfds"), tfds_manual_dir=None))
+        load_dialogues(DataConfig(tfds_data_dir=str(tmp_path / "tfds"), tfds_manual_dir=None))
