@@ -60,11 +60,8 @@ def extra_reports(args, evaluation, out: Path) -> None:
     from data_pipeline.loading import run_character
     from evaluation.context_use import character_probe, context_use
     from evaluation.report import context_use_table
-    from model.run_files import load_run
 
-    if not (args.context_use or args.character_probes):
-        return
-    run = load_run(args.run_dir)
+    run = evaluation.run
     if args.context_use:
         result = context_use(run, evaluation.examples, args.batch_size)
         (out / "context_use.json").write_text(json.dumps(result, indent=2), encoding="utf-8")

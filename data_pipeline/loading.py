@@ -24,7 +24,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from config import DataConfig
-
 from data_pipeline.character import Character, load_character
 from data_pipeline.context import format_persona
 from data_pipeline.examples import (
@@ -132,10 +131,12 @@ def prepare_data(data: DataConfig, run_dir: Path) -> PreparedData:
         train_dialogues, validation_dialogues = split_dialogues(dialogues, data.validation_fraction, data.split_seed)
         train += [dataclasses.replace(e, weight=weight) for e in to_examples(train_dialogues, data.context_turns)]
         validation += to_examples(validation_dialogues, data.context_turns)
+    persona = ""
     if character:
         identity = to_examples(character.identity_dialogues(data.character_persona), data.context_turns)
         train += [dataclasses.replace(e, weight=character.weight) for e in identity]
         shutil.copyfile(data.character, run_dir / CHARACTER_FILE)
+        persona = format_persona(character.persona) if data.character_persona else ""
     personas = sorted({e.persona for e in train if e.persona})
     vocabulary = learn_vocabulary([e.context for e in train] + [e.response for e in train] + personas, data.vocab_size)
 
@@ -153,4 +154,4 @@ def prepare_data(data: DataConfig, run_dir: Path) -> PreparedData:
         "vocabulary_size": len(vocabulary),
     }
     report_path.write_text(json.dumps(report, ensure_ascii=False, indent=2), encoding="utf-8")
-    return PreparedData(train, validation, vocabulary, make_tokenizer(vocabulary), report, run_persona(run_dir, data))
+    return PreparedData(train, validation, vocabulary, make_tokenizer(vocabulary), report, persona)

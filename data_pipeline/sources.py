@@ -214,7 +214,10 @@ def read_xpersona_json(path: str | Path) -> tuple[list[Dialogue], ReadReport]:
     """
     path = Path(path)
     report = ReadReport(source=str(path))
-    records = _load_json_list(path, report)
+    return _xpersona_records(_load_json_list(path, report), path, report)
+
+
+def _xpersona_records(records: list, path: Path, report: ReadReport) -> tuple[list[Dialogue], ReadReport]:
     dialogues, seen = [], set()
     for index, record in enumerate(records):
         dialogue = _xpersona_dialogue(record, f"record {index}", report)
@@ -341,12 +344,16 @@ def read_aihub_json(path: str | Path) -> tuple[list[Dialogue], ReadReport]:
     """
     path = Path(path)
     report = ReadReport(source=str(path))
-    records = _load_json_list(path, report)
+    return _aihub_records(_load_json_list(path, report), path, report)
+
+
+def _aihub_records(records: list, path: Path, report: ReadReport) -> tuple[list[Dialogue], ReadReport]:
     dialogues, seen = [], set()
     for index, record in enumerate(records):
         talk = record.get("talk") if isinstance(record, dict) else None
-        content = talk.get("content") if isinstance(talk, dict) else None
-        talk_id = (talk.get("id") or {}).get("talk-id", "") if isinstance(talk, dict) and isinstance(talk.get("id"), dict) else ""
+        talk = talk if isinstance(talk, dict) else {}
+        content, talk_id = talk.get("content"), talk.get("id")
+        talk_id = talk_id.get("talk-id", "") if isinstance(talk_id, dict) else ""
         where = f"record {index}" + (f" ({talk_id})" if talk_id else "")
         if not isinstance(content, dict):
             report.warn(where, "no talk.content object")
@@ -401,7 +408,10 @@ def read_dialogues(path: str | Path) -> tuple[list[Dialogue], ReadReport]:
     name = str(path).lower()
     if name.endswith(".jsonl"):
         return read_dialogues_jsonl(path)
-    if name.endswith(".json"):
-        head = Path(path).read_bytes()[:4096].decode("utf-8", errors="ignore") if Path(path).exists() else ""
-        return read_aihub_json(path) if '"talk"' in head else read_xpersona_json(path)
+    if name.endswith(".json"):  # Read once; the first record's keys say which corpus it is.
+        path = Path(path)
+        report = ReadReport(source=str(path))
+        records = _load_json_list(path, report)
+        first = next((r for r in records if isinstance(r, dict)), {})
+        return (_aihub_records if "talk" in first else _xpersona_records)(records, path, report)
     return read_qa_csv(path)

@@ -52,6 +52,7 @@ class Evaluation:
     scores: dict[str, dict] = field(default_factory=dict)
     probes: dict[str, list[str]] = field(default_factory=dict)  # question -> reply per strategy
     seconds: float = 0.0
+    run: object = None  # The loaded `TrainedRun`, for further measurements on the same model.
 
 
 def held_out_examples(run, data_path: str | None, limit: int | None,
@@ -101,7 +102,7 @@ def evaluate_run(run_dir: str | Path, data_path: str | None = None, strategies: 
     run = load_run(run_dir)
     examples, source = held_out_examples(run, data_path, limit, only_source)
     likelihood = likelihood_scores(run.model, run.tokenizer, examples, run.config.data, batch_size)
-    evaluation = Evaluation(run.run_dir, source, examples, likelihood)
+    evaluation = Evaluation(run.run_dir, source, examples, likelihood, run=run)
     generator = run.generator()
     contexts, references = [e.context for e in examples], [e.response for e in examples]
     personas = [e.persona for e in examples]

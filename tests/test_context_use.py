@@ -1,6 +1,6 @@
 """evaluation/context_use.py: the context-removal conditions, and a multi-turn run that uses its context."""
 
-from data_pipeline.examples import Example
+from data_pipeline.examples import Example, load_examples
 from evaluation.context_use import (
     CONDITIONS, character_probe, condition_examples, context_use, multi_turn_examples, other_dialogue_partner,
 )
@@ -31,8 +31,6 @@ def test_single_questions_with_the_run_persona_are_not_multi_turn():
 
 def test_a_multi_turn_run_uses_its_context_and_knows_its_name(persona_run):
     run = load_run(persona_run[0])
-    from data_pipeline.examples import load_examples
-
     result = context_use(run, load_examples(run.run_dir / "data" / "validation.jsonl"))
     losses = {name: scores["loss"] for name, scores in result["conditions"].items()}
     assert result["examples"] > 100
