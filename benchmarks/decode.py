@@ -1,11 +1,14 @@
-"""Decoding speed: cached decoding against full re-computation, same weights, both compiled graphs.
+"""Decoding speed: cached decoding against full re-computation, same weights, all compiled graphs.
 
     python benchmarks/decode.py --run-dir runs/seed-ChatbotData [--questions 100]
 
-For greedy, beam 4 and top-p it prints, for each of cached / full re-computation:
-p50 and p95 latency of one question's reply (batch 1) and reply tokens per second
-at batch 32, all replies exactly `--reply-tokens` long (no early [END]), and the ratio.
-Questions come from the run's validation split.
+For greedy, beam 4 and top-p it prints, for each decoder — fused (the cached step
+of `model/fused_decoding.py`, the default), keras-hub (the cached `TransformerDecoder`
+step) and full re-computation — p50 and p95 latency of one question's reply
+(batch 1) and reply tokens per second at batch 32, all replies exactly
+`--reply-tokens` long (no early [END]), and the ratios of full re-computation to
+each cached decoder. Questions come from the run's validation split. The
+decoders are measured in alternating rounds, so a change in machine load hits all.
 """
 
 from __future__ import annotations
@@ -22,11 +25,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 
 from data_pipeline.examples import load_examples  # noqa: E402
-from model.generation import DecodingSettings, ReplyGenerator  # noqa: E402
+from model.generation import DECODERS, DecodingSettings  # noqa: E402
 from model.run_files import load_run  # noqa: E402
 
 
-def latencies_ms(generator, encoded: list, settings, warmup: int = 3) -> np.ndarray:
+def latencies_ms(generator, encoded: list, settings, warmup: int = 3) -> list[float]:
     for ids in encoded[:warmup]:
         generator.generate_ids(ids, settings)
     times = []
@@ -34,7 +37,7 @@ def latencies_ms(generator, encoded: list, settings, warmup: int = 3) -> np.ndar
         start = time.perf_counter()
         generator.generate_ids(ids, settings)
         times.append((time.perf_counter() - start) * 1000)
-    return np.array(times)
+    return times
 
 
 def tokens_per_second(generator, batch_ids, settings, repeats: int) -> float:
@@ -53,32 +56,42 @@ def main(argv=None) -> int:
     parser.add_argument("--reply-tokens", type=int, default=24)
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=4, help="alternating rounds over the questions")
     args = parser.parse_args(argv)
 
     run = load_run(args.run_dir)
     questions = [e.context for e in load_examples(Path(args.run_dir) / "data" / "validation.jsonl")]
-    cached, full = run.generator(), run.generator(use_cache=False)
-    single = [cached.encode([q]) for q in questions[: args.questions]]
-    batch = cached.encode(questions[: args.batch])
-    base = DecodingSettings(max_reply_length=args.reply_tokens, stop_at_end=False)
+    generators = {name: run.generator(decoder=name) for name in DECODERS}
+    single = [generators["fused"].encode([q]) for q in questions[: args.questions]]
+    batch = generators["fused"].encode(questions[: args.batch])
+    common = dict(max_reply_length=args.reply_tokens, stop_at_end=False)
     strategies = {
-        "greedy": base,
-        "beam 4": DecodingSettings(strategy="beam", num_beams=4, max_reply_length=args.reply_tokens, stop_at_end=False),
-        "top-p 0.9": DecodingSettings(strategy="sample", top_p=0.9, seed=0, max_reply_length=args.reply_tokens, stop_at_end=False),
+        "greedy": DecodingSettings(**common),
+        "beam 4": DecodingSettings(strategy="beam", num_beams=4, **common),
+        "top-p 0.9": DecodingSettings(strategy="sample", top_p=0.9, seed=0, **common),
     }
     print(f"run {args.run_dir}; {len(single)} questions at batch 1, batch {args.batch}; {args.reply_tokens}-token replies")
-    header = f"{'strategy':<10} {'decoder':<8} {'p50 ms':>8} {'p95 ms':>8} {'tokens/s @' + str(args.batch):>14}"
+    header = f"{'strategy':<10} {'decoder':<16} {'p50 ms':>8} {'p95 ms':>8} {'tokens/s @' + str(args.batch):>14}"
     print(header)
     print("-" * len(header))
     for name, settings in strategies.items():
+        times = {decoder: [] for decoder in generators}
+        for generator in generators.values():
+            latencies_ms(generator, single[:3], settings)  # Trace and warm up.
+        for round_ in range(args.rounds):  # Alternate decoders: a load change hits all of them.
+            part = single[round_ :: args.rounds]
+            for decoder, generator in generators.items():
+                times[decoder] += list(latencies_ms(generator, part, settings, warmup=0))
         rows = {}
-        for label, generator in (("cached", cached), ("full", full)):
-            times = latencies_ms(generator, single, settings)
+        for decoder, generator in generators.items():
             rate = tokens_per_second(generator, batch, settings, args.repeats)
-            rows[label] = (np.percentile(times, 50), np.percentile(times, 95), rate)
-            print(f"{name:<10} {label:<8} {rows[label][0]:8.1f} {rows[label][1]:8.1f} {rate:14.0f}")
-        c, f = rows["cached"], rows["full"]
-        print(f"{name:<10} {'ratio':<8} {f[0] / c[0]:7.2f}x {f[1] / c[1]:7.2f}x {c[2] / f[2]:13.2f}x")
+            rows[decoder] = (np.percentile(times[decoder], 50), np.percentile(times[decoder], 95), rate)
+            print(f"{name:<10} {decoder:<16} {rows[decoder][0]:8.1f} {rows[decoder][1]:8.1f} {rate:14.0f}")
+        full = rows["full"]
+        for decoder in ("fused", "keras_hub"):
+            c = rows[decoder]
+            label = f"full / {decoder}"
+            print(f"{name:<10} {label:<16} {full[0] / c[0]:7.2f}x {full[1] / c[1]:7.2f}x {c[2] / full[2]:13.2f}x")
     return 0
 
 

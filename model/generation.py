@@ -1,12 +1,13 @@
 """Turning a trained model into replies: cached decoding with greedy, beam and sampling strategies.
 
 The encoder runs once per request. The decoder then runs one token at a time
-with keras-hub's self- and cross-attention caches (`Seq2SeqTransformer.decode_step`),
-inside one compiled graph (`tf.function`); the loop itself belongs to a
-keras-hub sampler (`GreedySampler`, `BeamSampler`, `TopKSampler`, `TopPSampler`,
-`RandomSampler`). What this module adds around the samplers:
+with self- and cross-attention caches, inside one compiled graph (`tf.function`);
+the loop itself belongs to a keras-hub sampler (`GreedySampler`, `BeamSampler`,
+`TopKSampler`, `TopPSampler`, `RandomSampler`). What this module adds around the samplers:
 
-- `next` functions: cached, and (for tests and benchmarks) full re-computation;
+- `next` functions: the fused cached step (`model/fused_decoding.py`, default),
+  keras-hub's cached `TransformerDecoder` step (`Seq2SeqTransformer.decode_step`,
+  the reference), and full re-computation (tests and benchmarks);
 - decoding controls applied to the logits before the sampler sees them: rows that
   have produced [END] only continue with [PAD] (so finished beams keep their
   score), [PAD]/[START]/[UNK]/[SEP] are never generated, and an optional
@@ -27,8 +28,10 @@ import tensorflow as tf
 from config import DataConfig, END_ID, PAD_ID, SEP_ID, START_ID, UNK_ID
 from data_pipeline.context import encoder_token_ids
 from model.core_ops import core_op_slice_update
+from model.fused_decoding import FusedDecoder
 
 STRATEGIES = ("greedy", "beam", "sample")
+DECODERS = ("fused", "keras_hub", "full")  # See `generate_reply_ids`.
 # [PERSONA]/[USER]/[BOT] are not listed: in vocabularies older than them ids 5-7 are
 # ordinary pieces, and no training target contains them, so the model never learns to emit them.
 NEVER_GENERATED = (PAD_ID, START_ID, UNK_ID, SEP_ID)
@@ -103,16 +106,21 @@ def apply_controls(logits: tf.Tensor, prompt: tf.Tensor, index, no_repeat_ngram_
     """Mask logits [B, V]: special tokens, repeated n-grams; finished rows emit [PAD] only.
 
     `continuation_pieces` ([V] bool, WordPiece's "##" pieces) cannot start a reply.
+    Masks are added as [V] vectors of 0 / NEG_INF built when the graph is traced,
+    which costs a decoding step less than selecting over [B, V].
     """
     vocabulary_size = logits.shape[-1]
-    never = tf.reduce_any(tf.one_hot(list(NEVER_GENERATED), vocabulary_size) > 0, axis=0)  # [V]
-    logits = tf.where(never[None, :], NEG_INF, logits)
+    never = np.zeros(vocabulary_size, np.float32)
+    never[list(NEVER_GENERATED)] = NEG_INF
+    logits = logits + never
     if continuation_pieces is not None:
-        logits = tf.where(continuation_pieces[None, :] & tf.equal(index, 1), NEG_INF, logits)
+        first_step = tf.cast(tf.equal(index, 1), logits.dtype)
+        logits = logits + first_step * tf.where(continuation_pieces, NEG_INF, 0.0)
     if no_repeat_ngram_size:
         banned = banned_ngram_tokens(prompt, index, no_repeat_ngram_size, vocabulary_size)
         logits = tf.where(banned, NEG_INF, logits)
-    pad_only = tf.where(tf.range(vocabulary_size) == PAD_ID, 0.0, NEG_INF)  # [V]
+    pad_only = np.full(vocabulary_size, NEG_INF, np.float32)
+    pad_only[PAD_ID] = 0.0
     return tf.where(finished_rows(prompt, index)[:, None], pad_only[None, :], logits)
 
 
@@ -192,16 +200,19 @@ class ReplyGenerator:
         persona: the persona text contexts get unless `reply` is given others (a
             character's, see `model/run_files.py`); "" for none.
         max_persona_length: the run's `data.max_persona_length`.
-        use_cache: False re-computes the whole prefix at every step (for tests and
-            benchmarks; the replies are the same, only slower).
+        decoder: "fused" (default: `model/fused_decoding.py`, the fastest), "keras_hub"
+            (keras-hub's cached decoder step) or "full" (re-computes the whole prefix
+            at every step); the replies are the same, only the speed differs.
     """
 
-    def __init__(self, model, tokenizer, persona: str = "", max_persona_length: int = DataConfig.max_persona_length, use_cache: bool = True):
+    def __init__(self, model, tokenizer, persona: str = "", max_persona_length: int = DataConfig.max_persona_length, decoder: str = "fused"):
         self.model = model
         self.tokenizer = tokenizer
         self.persona = persona
         self.max_persona_length = max_persona_length
-        self.use_cache = use_cache
+        if decoder not in DECODERS:
+            raise ValueError(f"decoder must be one of {DECODERS}, got {decoder!r}")
+        self.decoder = FusedDecoder(model) if decoder == "fused" else decoder
         vocabulary = tokenizer.get_vocabulary() if hasattr(tokenizer, "get_vocabulary") else []
         self.continuation_pieces = (
             tf.constant([token.startswith("##") for token in vocabulary]) if vocabulary else None
@@ -256,20 +267,22 @@ class ReplyGenerator:
         reply_ids = generate_reply_ids(
             self.model, encoder_ids, sampler, settings.max_reply_length, controlled,
             beams=settings.num_beams if settings.strategy == "beam" else 1,
-            stop_at_end=settings.stop_at_end, use_cache=self.use_cache,
+            stop_at_end=settings.stop_at_end, decoder=self.decoder,
         )
         return finish_replies(reply_ids, settings)
 
 
 def generate_reply_ids(model, encoder_ids, sampler, max_reply_length, controlled, beams: int = 1,
-                       stop_at_end: bool = True, use_cache: bool = True, output_kernel=None):
+                       stop_at_end: bool = True, decoder="keras_hub"):
     """Encode once, then run `sampler` over the decoder -> [START] + reply ids [B, L + 1].
 
     `max_reply_length` (L) may be a tensor; it is capped to what the position
     embeddings cover. `controlled(logits [B, V], prompt, index)` masks or reshapes the
     next-token logits (see `apply_controls`). With `beams` > 1 (`BeamSampler`) the result
-    is the sampler's (prompts [B, K, L + 1], log-probabilities [B, K]). `output_kernel`:
-    `model.output_kernel()`, computed here once per call unless given (exports keep one).
+    is the sampler's (prompts [B, K, L + 1], log-probabilities [B, K]). `decoder`: a
+    `FusedDecoder` of `model` (the fast cached step), "keras_hub" (keras-hub's cached
+    `TransformerDecoder` step) or "full" (re-computes the whole prefix at every step);
+    all three give the same tokens.
     """
     length = tf.minimum(tf.cast(max_reply_length, tf.int32), model.max_length - 1) + 1  # [START] + reply.
     batch = tf.shape(encoder_ids)[0]
@@ -279,22 +292,32 @@ def generate_reply_ids(model, encoder_ids, sampler, max_reply_length, controlled
     start = tf.fill([batch, 1], START_ID)
     prompt = tf.concat([start, tf.fill([batch, length - 1], PAD_ID)], axis=1)
 
-    if use_cache:
-        kernel = model.output_kernel() if output_kernel is None else output_kernel
+    if isinstance(decoder, FusedDecoder):
+        # Weights and the encoder's keys/values are read once; the sampler carries
+        # (and repeats for beams) only the self-attention caches.
+        request, caches = decoder.start(encoder_outputs[::beams], encoder_mask[::beams], length, beams)
+
+        def next_fn(prompt, caches, index):
+            logits, caches = decoder.step(prompt[:, index - 1], index - 1, request, caches)
+            return controlled(logits, prompt, index), None, caches
+    elif decoder == "keras_hub":
+        kernel = model.output_kernel()
         caches = model.empty_caches(batch, tf.shape(encoder_ids)[1], length)
-        first_outputs = encoder_outputs[::beams]
-        _, caches = model.decode_step(start, 0, first_outputs, encoder_mask[::beams], caches, fill_cross_cache=True)
+        _, caches = model.decode_step(start, 0, encoder_outputs[::beams], encoder_mask[::beams], caches,
+                                      fill_cross_cache=True)
 
         def next_fn(prompt, caches, index):
             token = prompt[:, index - 1 : index]
             logits, caches = model.decode_step(token, index - 1, encoder_outputs, encoder_mask, caches, output_kernel=kernel)
             return controlled(logits, prompt, index), None, caches
-    else:
+    elif decoder == "full":
         caches = None
 
         def next_fn(prompt, caches, index):
             logits = model.decode(prompt[:, :index], encoder_outputs, encoder_mask)[:, -1, :]
             return controlled(logits, prompt, index), None, caches
+    else:
+        raise ValueError(f"decoder must be a FusedDecoder, 'keras_hub' or 'full', got {decoder!r}")
 
     return sampler(next_fn, prompt, cache=caches, index=1, stop_token_ids=[END_ID] if stop_at_end else None)
 

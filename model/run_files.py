@@ -22,11 +22,11 @@ class TrainedRun:
     persona: str = ""  # The character's persona text, given to every conversation; "" for none.
     history_turns: int = 0  # Earlier turns sent with each question (see `loading.history_turns`).
 
-    def generator(self, use_cache: bool = True):
-        """A `ReplyGenerator` speaking with this run's persona."""
+    def generator(self, decoder: str = "fused"):
+        """A `ReplyGenerator` speaking with this run's persona (`decoder`: see `ReplyGenerator`)."""
         from model.generation import ReplyGenerator
 
-        return ReplyGenerator(self.model, self.tokenizer, self.persona, self.config.data.max_persona_length, use_cache)
+        return ReplyGenerator(self.model, self.tokenizer, self.persona, self.config.data.max_persona_length, decoder)
 
 
 def load_run(run_dir: str | Path) -> TrainedRun:

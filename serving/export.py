@@ -90,7 +90,7 @@ def write_saved_model(model, tokenizer, config: Config, path: Path, stop_at_end:
     archive = keras.export.ExportArchive()
     archive.track(model)
     archive.track(tokenizer)
-    archive.track(functions.output_kernel)
+    archive.track(functions.decoder)
     archive.add_endpoint(SERVING_DEFAULT, functions.reply, input_signature=[TEXT_SPEC])
     archive.add_endpoint(CHAT_SIGNATURE, functions.chat, input_signature=list(CHAT_SPECS))
     archive.write_out(str(path), verbose=False)

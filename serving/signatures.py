@@ -30,6 +30,7 @@ import tensorflow_text as tf_text
 from config import DataConfig, ExportConfig
 from data_pipeline.context import history_to_context
 from model.core_ops import core_op_slice_update
+from model.fused_decoding import FusedDecoder
 from model.generation import (
     apply_controls, best_beam, detokenize_replies, encode_contexts, generate_reply_ids, sampling_logits,
 )
@@ -72,8 +73,8 @@ class ServingFunctions:
         self.settings = export_config
         vocabulary = tokenizer.get_vocabulary()
         self.continuation_pieces = tf.constant([token.startswith("##") for token in vocabulary])
-        # The output projection laid out for decoding, kept as a variable (see `output_kernel`).
-        self.output_kernel = tf.Variable(model.output_kernel(), trainable=False, name="output_kernel")
+        # The decoder's weights laid out for one token at a time, kept as variables.
+        self.decoder = FusedDecoder(model)
         self.greedy = keras_hub.samplers.GreedySampler()
         self.beam = keras_hub.samplers.BeamSampler(num_beams=export_config.num_beams, return_all_beams=True)
 
@@ -108,7 +109,7 @@ class ServingFunctions:
     def _decode(self, encoder_ids, sampler, max_length, controlled, beams: int = 1):
         return generate_reply_ids(
             self.model, encoder_ids, sampler, max_length, controlled, beams=beams,
-            stop_at_end=self.stop_at_end, output_kernel=self.output_kernel,
+            stop_at_end=self.stop_at_end, decoder=self.decoder,
         )
 
     def _greedy(self, encoder_ids, max_length):

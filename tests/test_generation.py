@@ -130,10 +130,11 @@ def test_cached_decoding_equals_full_recomputation(settings):
     keras.utils.set_random_seed(0)
     model = build_model(build_config("tiny").model, vocabulary_size=60, max_length=24)
     encoder_ids = tf.constant([[5, 6, 7, 8, 0, 0], [9, 10, 11, 12, 13, 14], [20, 0, 0, 0, 0, 0]], tf.int32)
-    cached = ReplyGenerator(model, FakeTokenizer(), use_cache=True).generate_ids(encoder_ids, settings)
-    full = ReplyGenerator(model, FakeTokenizer(), use_cache=False).generate_ids(encoder_ids, settings)
-    np.testing.assert_array_equal(cached, full)
-    assert cached.shape == (3, 12)
+    full = ReplyGenerator(model, FakeTokenizer(), decoder="full").generate_ids(encoder_ids, settings)
+    for decoder in ("fused", "keras_hub"):
+        cached = ReplyGenerator(model, FakeTokenizer(), decoder=decoder).generate_ids(encoder_ids, settings)
+        np.testing.assert_array_equal(cached, full, err_msg=decoder)
+    assert full.shape == (3, 12)
 
 
 def test_reply_never_starts_with_a_continuation_piece():
