@@ -40,6 +40,7 @@ class FusedDecoder(tf.Module):
         self.num_heads = model.num_heads
         self.head_dim = model.hidden_dim // model.num_heads
         self.normalize_first = model.normalize_first
+        self.embedding_scale = float(model.hidden_dim) ** 0.5  # As `Seq2SeqTransformer.embed`.
         with self.name_scope:
             self.layers = [_variables(values) for values in self._layer_values()]
             self.output_kernel = tf.Variable(model.output_kernel(), trainable=False, name="output_kernel")  # [D, V]
@@ -96,7 +97,7 @@ class FusedDecoder(tf.Module):
             final_norm=_norm_weights(model.decoder_norm),
             cross=cross,
             cross_mask=tf.repeat(tf.cast(encoder_padding_mask, tf.bool), beams, axis=0)[:, None, None, :],  # [B, 1, 1, S]
-            embeddings=tf.convert_to_tensor(model.token_embedding.embeddings) * float(model.hidden_dim) ** 0.5,
+            embeddings=tf.convert_to_tensor(model.token_embedding.embeddings),
             positions=tf.convert_to_tensor(model.decoder_position.position_embeddings),
             output_kernel=tf.convert_to_tensor(self.output_kernel),
         )
@@ -106,7 +107,7 @@ class FusedDecoder(tf.Module):
 
     def step(self, token_ids, index, request: "Request", caches):
         """One token per row: ids [B] at position `index` -> (logits [B, V], updated caches)."""
-        x = tf.gather(request.embeddings, token_ids) + request.positions[index]  # [B, D]
+        x = tf.gather(request.embeddings, token_ids) * self.embedding_scale + request.positions[index]  # [B, D]
         self_mask = (tf.range(tf.shape(caches[0][0])[2]) <= index)[None, None, None, :]  # [1, 1, 1, T]
         new_caches = []
         layers = zip(request.weights, request.norms, request.cross, caches)
@@ -166,7 +167,7 @@ class Request(NamedTuple):
     final_norm: tuple
     cross: list  # Per layer: encoder keys and values [B, H, S, Dh].
     cross_mask: tf.Tensor  # [B, 1, 1, S] bool.
-    embeddings: tf.Tensor  # [V, D], scaled by sqrt(D) as `Seq2SeqTransformer.embed` does.
+    embeddings: tf.Tensor  # [V, D], the tied token embedding.
     positions: tf.Tensor  # [max_length, D].
     output_kernel: tf.Tensor  # [D, V].
 
