@@ -19,11 +19,16 @@ def test_example_character_loads():
     assert character.identity_dialogues()[0].persona == ()
 
 
+def read_probe_file(name: str) -> list[str]:
+    lines = (ROOT / "evaluation" / name).read_text(encoding="utf-8").splitlines()
+    return [line.strip() for line in lines if line.strip() and not line.startswith("#")]
+
+
 def test_probe_questions_are_paraphrases_not_in_the_file():
     questions = {q for q, _ in load_character(HARU).identity}
-    lines = (ROOT / "evaluation" / "character_probes.txt").read_text(encoding="utf-8").splitlines()
-    probes = [line.strip() for line in lines if line.strip() and not line.startswith("#")]
-    assert len(probes) == 10 and not set(probes) & questions
+    probes, more = read_probe_file("character_probes.txt"), read_probe_file("character_probes_more.txt")
+    assert len(probes) == 10 and len(more) == len(set(more)) == 20
+    assert not (set(probes) | set(more)) & questions and not set(probes) & set(more)
 
 
 @pytest.mark.parametrize("text, message", [
