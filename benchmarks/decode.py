@@ -81,7 +81,7 @@ def main(argv=None) -> int:
         for round_ in range(args.rounds):  # Alternate decoders: a load change hits all of them.
             part = single[round_ :: args.rounds]
             for decoder, generator in generators.items():
-                times[decoder] += list(latencies_ms(generator, part, settings, warmup=0))
+                times[decoder] += latencies_ms(generator, part, settings, warmup=0)
         rows = {}
         for decoder, generator in generators.items():
             rate = tokens_per_second(generator, batch, settings, args.repeats)

@@ -5,8 +5,8 @@ reference: it is what training builds and what the tests compare against. One
 question at a time, its step costs ~2 ms on a 2-core CPU although the arithmetic
 is a fraction of that: rank-3 `EinsumDense` projections, a cache re-stacked
 ([B, 2, T, H, Dh]) at every step, masks rebuilt per layer and variables read in
-the loop make ~430 executed ops per step (this step: ~220). This module computes the same step with the same weights, laid out
-for one token at a time:
+the loop make ~430 non-constant ops in the loop body (this step: ~220). This
+module computes the same step with the same weights, laid out for one token at a time:
 
     token [B] -> embedding + position [B, D]
     per layer: LayerNorm -> fused q|k|v matmul [B, 3D] -> write k, v at `index` of
@@ -28,7 +28,7 @@ from typing import NamedTuple
 
 import tensorflow as tf
 
-NEG_INF = -1e9
+NEG_INF = -1e9  # Logit of a masked position (here and in `model/generation.py`).
 
 
 class FusedDecoder(tf.Module):

@@ -28,14 +28,13 @@ import tensorflow as tf
 from config import DataConfig, END_ID, PAD_ID, SEP_ID, START_ID, UNK_ID
 from data_pipeline.context import encoder_token_ids
 from model.core_ops import core_op_slice_update
-from model.fused_decoding import FusedDecoder
+from model.fused_decoding import NEG_INF, FusedDecoder
 
 STRATEGIES = ("greedy", "beam", "sample")
 DECODERS = ("fused", "keras_hub", "full")  # See `generate_reply_ids`.
 # [PERSONA]/[USER]/[BOT] are not listed: in vocabularies older than them ids 5-7 are
 # ordinary pieces, and no training target contains them, so the model never learns to emit them.
 NEVER_GENERATED = (PAD_ID, START_ID, UNK_ID, SEP_ID)
-NEG_INF = -1e9
 # WordPiece detokenization puts a space between every word-level piece ("거예요 ." ,
 # "( 웃음 )"). Punctuation that the training text writes attached is re-attached.
 _SPACE_BEFORE = r" ([.,!?~…)\]}%':;])"
