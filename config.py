@@ -72,7 +72,14 @@ class TrainConfig:
     warmup_steps: int = 600  # ~4 epochs of ChatbotData at batch 64.
     label_smoothing: float = 0.1
     word_dropout: float = 0.1  # Share of input tokens replaced by [UNK] in training batches.
+    # > 0: validate, checkpoint and keep an exponential moving average of the weights
+    # (Keras' optimizer `use_ema`) with this momentum per step; 0: the weights as trained.
+    ema_momentum: float = 0.998  # Averages over ~500 steps, ~3 epochs of ChatbotData.
     early_stopping_patience: int = 3
+    # What early stopping and the best checkpoint minimise: "val_perplexity" (the held-out
+    # likelihood of the answers; label smoothing left out) or "val_loss" (the smoothed
+    # training objective, whose smoothing term rises as soon as the model grows confident).
+    monitor: str = "val_perplexity"
     shuffle_buffer: int = 20000
     jit_compile: bool = False  # Bucketed batches vary in shape; XLA would recompile per shape.
     strategy: str = "default"  # default | mirrored | multi_worker (reads TF_CONFIG); see model/distribution.py.
@@ -132,7 +139,7 @@ PRESETS: dict[str, dict] = {
     "tiny": {
         "data": {"max_length": 24},
         "model": {"num_layers": 1, "hidden_dim": 128, "num_heads": 4, "intermediate_dim": 256},
-        "train": {"epochs": 3, "warmup_steps": 300},
+        "train": {"epochs": 3, "warmup_steps": 300, "ema_momentum": 0.0},
     },
 }
 
@@ -222,4 +229,7 @@ def load_config(path: str | Path) -> Config:
     """Read a `config.yaml` written by `Config.save`."""
     loaded = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
     preset = loaded.pop("preset", "seed")
+    train = loaded.get("train")
+    if isinstance(train, dict) and "ema_momentum" not in train:  # Saved before EMA and `monitor` existed:
+        train.update(ema_momentum=0.0, monitor=train.get("monitor", "val_loss"))  # trained without them.
     return _merge(Config(preset=preset), _migrate(loaded))

@@ -9,6 +9,12 @@ step) and full re-computation — p50 and p95 latency of one question's reply
 `--reply-tokens` long (no early [END]), and the ratios of full re-computation to
 each cached decoder. Questions come from the run's validation split. The
 decoders are measured in alternating rounds, so a change in machine load hits all.
+
+It also prints a floor for one question's greedy reply: a compiled loop that only
+multiplies one [1, D] vector through every kernel a decoder step reads (all
+layers' projections and feed-forward, and the [D, V] output projection) once per
+token. At batch 1 a step is bound by reading those weights from memory, so no
+decoder with these weights in float32 does much better on this machine.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
 
 from data_pipeline.examples import load_examples  # noqa: E402
 from model.generation import DECODERS, DecodingSettings  # noqa: E402
@@ -47,6 +54,32 @@ def tokens_per_second(generator, batch_ids, settings, repeats: int) -> float:
         generator.generate_ids(batch_ids, settings)
     seconds = (time.perf_counter() - start) / repeats
     return batch_ids.shape[0] * settings.max_reply_length / seconds
+
+
+def weight_read_floor_ms(decoder, steps: int, repeats: int = 200) -> tuple[float, float]:
+    """(p50 ms of `steps` matmul-only decoder steps at batch 1, MB of weights each step reads)."""
+    kernels = [v for layer in decoder.layers for name, v in layer.items()
+               if name.endswith("_kernel") and not name.startswith("cross_kv")]  # cross K/V: once per request.
+    kernels.append(decoder.output_kernel)
+
+    @tf.function
+    def loop(x):
+        def body(i, x):
+            total = tf.zeros([])
+            for kernel in kernels:
+                total += tf.reduce_sum(tf.matmul(x[:, : kernel.shape[0]], kernel))
+            return i + 1, x + 0.0 * total  # Each step depends on the last, as in decoding.
+        return tf.while_loop(lambda i, x: i < steps, body, (0, x))[1]
+
+    x = tf.ones([1, max(k.shape[0] for k in kernels)])
+    loop(x)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        loop(x).numpy()
+        times.append((time.perf_counter() - start) * 1000)
+    megabytes = sum(int(np.prod(k.shape)) * k.dtype.size for k in kernels) / 1e6
+    return float(np.percentile(times, 50)), megabytes
 
 
 def main(argv=None) -> int:
@@ -92,6 +125,12 @@ def main(argv=None) -> int:
             c = rows[decoder]
             label = f"full / {decoder}"
             print(f"{name:<10} {label:<16} {full[0] / c[0]:7.2f}x {full[1] / c[1]:7.2f}x {c[2] / full[2]:13.2f}x")
+        if name == "greedy":
+            greedy_fused_p50 = rows["fused"][0]
+    floor_ms, megabytes = weight_read_floor_ms(generators["fused"].decoder, args.reply_tokens)
+    print(f"floor: {args.reply_tokens} matmul-only steps reading {megabytes:.1f} MB of weights each: "
+          f"{floor_ms:.1f} ms p50 ({megabytes * args.reply_tokens / floor_ms:.0f} GB/s); "
+          f"fused greedy is {greedy_fused_p50 / floor_ms:.2f}x the floor")
     return 0
 
 

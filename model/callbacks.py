@@ -9,6 +9,9 @@
   `EarlyStopping` compare against, and early stopping's patience count — from
   the run's `history.csv`, so a resumed run keeps the same "best" and stops at
   the same epoch as an uninterrupted one.
+- `ema_swaps`: Keras' `SwapEMAWeights` and its counterpart `SwapTrainingWeightsBack`,
+  which put the averaged weights (optimizer `use_ema`) in the model for validation
+  and the epoch-end callbacks between them, and the training weights back for the backup.
 """
 
 from __future__ import annotations
@@ -117,3 +120,26 @@ class ResumeMonitors(keras.callbacks.Callback):
             f"Resumed monitors: best {self.monitor} {best:.4f} at epoch {best_index + 1}, "
             f"{self.early_stopping.wait} epoch(s) without improvement"
         )
+
+
+class SwapTrainingWeightsBack(keras.callbacks.Callback):
+    """At the end of an epoch, undo `SwapEMAWeights(swap_on_epoch=True)` early.
+
+    `SwapEMAWeights` leaves the averaged weights in the model until the next epoch
+    begins. Placed before `BackupAndRestore`, this puts the training weights back
+    first, so the backup (model and optimizer) is the true training state and a
+    resumed run continues exactly where it stopped.
+    """
+
+    def __init__(self, swap: keras.callbacks.SwapEMAWeights):
+        super().__init__()
+        self.swap = swap
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.swap.on_test_end()  # Swaps back if the averaged weights are in the model.
+
+
+def ema_swaps() -> tuple[list, list]:
+    """([callback to place before the EMA-weight callbacks], [callback to place after them])."""
+    swap = keras.callbacks.SwapEMAWeights(swap_on_epoch=True)
+    return [swap], [SwapTrainingWeightsBack(swap)]

@@ -6,7 +6,7 @@
     <run_dir>/vocab.txt            the WordPiece vocabulary
     <run_dir>/logs/                TensorBoard: train/, validation/, samples/
     <run_dir>/history.csv          one row per finished epoch
-    <run_dir>/checkpoints/best.weights.h5   best validation loss so far
+    <run_dir>/checkpoints/best.weights.h5   best so far by `train.monitor` (EMA weights with EMA on)
     <run_dir>/backup/              BackupAndRestore state (removed when training ends)
     <run_dir>/model.keras          the final (best) model
     <run_dir>/metrics.json         written last: the run is finished when it exists
@@ -28,7 +28,7 @@ import tensorflow as tf
 from config import Config, load_config
 from data_pipeline.dataset import make_dataset, padding_stats
 from data_pipeline.loading import prepare_data
-from model.callbacks import ResumeMonitors, SampleReplies, Throughput, read_history, truncate_history
+from model.callbacks import ResumeMonitors, SampleReplies, Throughput, ema_swaps, read_history, truncate_history
 from model.generation import greedy_replies
 from model.distribution import distribute_dataset_options, make_strategy, worker_run_dir
 from model.metrics import MaskedAccuracy, MaskedSparseCrossentropy, perplexity
@@ -78,16 +78,25 @@ def set_precision(mixed_precision: str) -> None:
 
 def compile_model(model, config: Config) -> None:
     schedule = NoamSchedule(config.model.hidden_dim, config.train.warmup_steps, config.train.learning_rate_scale)
+    ema = config.train.ema_momentum
+    if not 0.0 <= ema < 1.0:
+        raise ValueError(f"train.ema_momentum must be in [0, 1), got {ema}")
     model.compile(
-        optimizer=keras.optimizers.Adam(schedule, beta_1=0.9, beta_2=0.98, epsilon=1e-9),
+        optimizer=keras.optimizers.Adam(schedule, beta_1=0.9, beta_2=0.98, epsilon=1e-9,
+                                        use_ema=ema > 0, ema_momentum=ema or 0.99),
         loss=MaskedSparseCrossentropy(label_smoothing=config.train.label_smoothing),
         metrics=[MaskedAccuracy(), perplexity()],
         jit_compile=config.train.jit_compile,
     )
 
 
+MONITORS = ("val_perplexity", "val_loss")
+
+
 def train(config: Config, run_dir: str | Path) -> dict:
     """Train (or resume, or report) the run in `run_dir`; return its metrics."""
+    if config.train.monitor not in MONITORS:
+        raise ValueError(f"train.monitor must be one of {MONITORS}, got {config.train.monitor!r}")
     strategy = make_strategy(config.train.strategy)
     run_dir = worker_run_dir(Path(run_dir))  # Non-chief workers write a private copy.
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -137,25 +146,31 @@ def make_pipelines(config: Config, data):
 
 def make_callbacks(config: Config, data, run_dir: Path, history: list[dict], tokens_per_epoch: int) -> list:
     (run_dir / "checkpoints").mkdir(exist_ok=True)
+    monitor = config.train.monitor
     checkpoint = keras.callbacks.ModelCheckpoint(
-        str(run_dir / "checkpoints" / "best.weights.h5"), monitor="val_loss", save_best_only=True,
+        str(run_dir / "checkpoints" / "best.weights.h5"), monitor=monitor, mode="min", save_best_only=True,
         save_weights_only=True,
     )
     early_stopping = keras.callbacks.EarlyStopping(
-        monitor="val_loss", patience=config.train.early_stopping_patience, verbose=1
+        monitor=monitor, mode="min", patience=config.train.early_stopping_patience, verbose=1
     )
     # Order matters. ResumeMonitors follows the callbacks whose state it restores, and
     # BackupAndRestore comes last: an epoch counts as done for a resume only once its
     # history row and checkpoint are written (a kill before that re-runs the epoch).
+    # With EMA, validation and everything between the two swaps see the averaged
+    # weights (so the checkpoint holds them); the backup holds the training state.
+    ema_in, ema_out = ema_swaps() if config.train.ema_momentum else ([], [])
     return [
         Throughput(tokens_per_epoch),
+        *ema_in,
         SampleReplies(data.tokenizer, config.train.sample_questions, run_dir / "logs" / "samples",
                       persona=data.persona, max_persona_length=config.data.max_persona_length),
         keras.callbacks.TensorBoard(str(run_dir / "logs")),
         keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=True),
         checkpoint,
         early_stopping,
-        ResumeMonitors(history, checkpoint, early_stopping),
+        ResumeMonitors(history, checkpoint, early_stopping, monitor),
+        *ema_out,
         keras.callbacks.BackupAndRestore(str(run_dir / "backup"), double_checkpoint=True),
     ]
 
@@ -188,7 +203,7 @@ def finish_run(model, config: Config, data, validation_ds, run_dir: Path, sessio
     model.load_weights(str(run_dir / "checkpoints" / "best.weights.h5"))
     results = model.evaluate(validation_ds, return_dict=True, verbose=0)
     history = read_history(run_dir / "history.csv")
-    best_epoch = 1 + min(range(len(history)), key=lambda i: history[i]["val_loss"])
+    best_epoch = 1 + min(range(len(history)), key=lambda i: history[i][config.train.monitor])
     nll_per_character = _nll_per_character(results["perplexity"], validation_ds, data.validation)
     model.save(run_dir / "model.keras")
     samples = greedy_replies(model, data.tokenizer, [e.context for e in data.validation[:5]],
@@ -196,7 +211,8 @@ def finish_run(model, config: Config, data, validation_ds, run_dir: Path, sessio
                              max_persona_length=config.data.max_persona_length)
     seconds = sum(r.get("train_seconds", 0.0) for r in history)
     metrics = {
-        "best_epoch": best_epoch,
+        "best_epoch": best_epoch,  # By `train.monitor`.
+        "monitor": config.train.monitor,
         "epochs_trained": len(history),
         "validation_loss": results["loss"],
         "validation_perplexity": results["perplexity"],

@@ -48,3 +48,11 @@ def test_config_files_with_the_old_single_data_path_still_load(tmp_path):
     (tmp_path / "config.yaml").write_text("preset: tiny\ndata:\n  path: old.csv\n", encoding="utf-8")
     assert load_config(tmp_path / "config.yaml").data.sources == ["old.csv"]
     assert build_config("tiny", overrides={"data": {"path": None}}).data.sources == []
+
+
+def test_runs_saved_before_ema_load_as_trained(tmp_path):
+    (tmp_path / "config.yaml").write_text("preset: seed\ntrain:\n  epochs: 30\n", encoding="utf-8")
+    old = load_config(tmp_path / "config.yaml")
+    assert (old.train.ema_momentum, old.train.monitor) == (0.0, "val_loss")
+    new = build_config("seed", overrides=dotted_to_nested(["train.epochs=5"]))  # Overrides are not migrated.
+    assert (new.train.ema_momentum, new.train.monitor) == (0.998, "val_perplexity")

@@ -100,7 +100,8 @@ def test_resume_after_kill_9(tmp_path, chatbot_csv):
     small.write_text("\n".join(lines[:2001]) + "\n", encoding="utf-8")
     run_dir = tmp_path / "run"
     args = ["--preset", "tiny", "--data", str(small), "--run-dir", str(run_dir), "--epochs", "4",
-            "--set", "train.early_stopping_patience=10", f"export.base_dir={tmp_path / 'saved_models'}"]
+            "--set", "train.early_stopping_patience=10", "train.ema_momentum=0.9",  # EMA state resumes too.
+            f"export.base_dir={tmp_path / 'saved_models'}"]
 
     first = run_train(args)
     metadata = run_dir / "backup" / "training_metadata.json"
