@@ -76,14 +76,30 @@ def set_precision(mixed_precision: str) -> None:
     keras.mixed_precision.set_global_policy("float32" if mixed_precision == "none" else mixed_precision)
 
 
-def compile_model(model, config: Config) -> None:
+# Variable names (substrings) AdamW leaves alone: biases and LayerNormalization's gamma/beta.
+NOT_DECAYED = ["bias", "gamma", "beta"]
+
+
+def make_optimizer(config: Config) -> keras.optimizers.Optimizer:
+    """Adam on the Noam schedule (AdamW with `train.weight_decay`), averaging weights with `train.ema_momentum`."""
     schedule = NoamSchedule(config.model.hidden_dim, config.train.warmup_steps, config.train.learning_rate_scale)
-    ema = config.train.ema_momentum
+    ema, decay = config.train.ema_momentum, config.train.weight_decay
     if not 0.0 <= ema < 1.0:
         raise ValueError(f"train.ema_momentum must be in [0, 1), got {ema}")
+    if decay < 0.0:
+        raise ValueError(f"train.weight_decay must be >= 0, got {decay}")
+    averaging = dict(use_ema=ema > 0, ema_momentum=ema) if ema > 0 else {}
+    if decay == 0.0:
+        return keras.optimizers.Adam(schedule, beta_1=0.9, beta_2=0.98, epsilon=1e-9, **averaging)
+    optimizer = keras.optimizers.AdamW(schedule, weight_decay=decay, beta_1=0.9, beta_2=0.98, epsilon=1e-9,
+                                       **averaging)
+    optimizer.exclude_from_weight_decay(var_names=NOT_DECAYED)
+    return optimizer
+
+
+def compile_model(model, config: Config) -> None:
     model.compile(
-        optimizer=keras.optimizers.Adam(schedule, beta_1=0.9, beta_2=0.98, epsilon=1e-9,
-                                        use_ema=ema > 0, ema_momentum=ema or 0.99),
+        optimizer=make_optimizer(config),
         loss=MaskedSparseCrossentropy(label_smoothing=config.train.label_smoothing),
         metrics=[MaskedAccuracy(), perplexity()],
         jit_compile=config.train.jit_compile,

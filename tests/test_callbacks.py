@@ -28,7 +28,6 @@ def test_resume_restores_best_and_patience():
     assert early.wait == 1 and early.best_epoch == 1
 
 
-
 class RecordWeights(keras.callbacks.Callback):
     """Keeps the model's weights (and the optimizer's moving averages) at each epoch end."""
 

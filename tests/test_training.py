@@ -15,7 +15,8 @@ import tensorflow as tf
 from config import build_config
 from conftest import ROOT
 from model.callbacks import read_history
-from model.training import RunConfigMismatch, check_or_save_config, train
+from model.training import RunConfigMismatch, check_or_save_config, make_optimizer, train
+from model.transformer import build_model
 
 
 def event_tags(log_dir: Path) -> dict[str, list]:
@@ -77,6 +78,24 @@ def test_finished_run_is_not_retrained(real_run, capsys):
     assert train(config, run_dir) == json.loads((run_dir / "metrics.json").read_text())
     assert "finished run" in capsys.readouterr().out
     assert (run_dir / "history.csv").read_text() == before
+
+
+def test_weight_decay_shrinks_kernels_and_embeddings_only():
+    config = build_config("tiny", overrides={"train": {"weight_decay": 0.5}})
+    model = build_model(config.model, vocabulary_size=50, max_length=8)
+    for v in model.trainable_variables:  # Non-zero everywhere (biases start at 0, which decay keeps).
+        v.assign(tf.random.uniform(v.shape, 0.5, 1.5))
+    before = {v.path: v.numpy() for v in model.trainable_variables}
+    # Zero gradients leave Adam's step at zero, so any change is the decay alone.
+    make_optimizer(config).apply_gradients([(tf.zeros_like(v), v) for v in model.trainable_variables])
+    factors = {v.path: float((v.numpy() / before[v.path]).mean()) for v in model.trainable_variables}
+    kept = {path for path, factor in factors.items() if factor == 1.0}
+    assert kept and kept == {p for p in factors if p.rsplit("/", 1)[-1] in ("bias", "gamma", "beta")}
+    decayed = {round(factor, 6) for path, factor in factors.items() if path not in kept}
+    assert len(decayed) == 1 and 0.0 < decayed.pop() < 1.0  # One factor, 1 - rate * decay, for all.
+    assert any(path.endswith("token_embedding/embeddings") for path in set(factors) - kept)
+    with pytest.raises(ValueError, match="train.weight_decay"):
+        make_optimizer(build_config("tiny", overrides={"train": {"weight_decay": -0.1}}))
 
 
 def test_changed_config_is_refused(tmp_path):
