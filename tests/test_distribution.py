@@ -56,7 +56,8 @@ def test_two_workers_train_to_identical_weights(tmp_path, chatbot_csv):
         env = {**os.environ, "TF_CONFIG": tf_config(ports, index), "TF_CPP_MIN_LOG_LEVEL": "3"}
         processes.append(subprocess.Popen(
             [sys.executable, str(ROOT / "train.py"), "--preset", "tiny", "--data", str(small), "--run-dir", str(run_dir),
-             "--epochs", "2", "--set", "train.strategy=multi_worker", f"export.base_dir={tmp_path / 'saved_models'}"],
+             "--epochs", "2", "--set", "train.strategy=multi_worker", f"export.base_dir={tmp_path / 'saved_models'}",
+             "train.weight_decay=0.1", "train.ema_momentum=0.9"],  # The seed preset's optimizer: AdamW + EMA swaps.
             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         ))
     outputs = [p.communicate(timeout=600)[0] for p in processes]
