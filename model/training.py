@@ -88,11 +88,12 @@ def make_optimizer(config: Config) -> keras.optimizers.Optimizer:
         raise ValueError(f"train.ema_momentum must be in [0, 1), got {ema}")
     if decay < 0.0:
         raise ValueError(f"train.weight_decay must be >= 0, got {decay}")
-    averaging = dict(use_ema=ema > 0, ema_momentum=ema) if ema > 0 else {}
+    adam = dict(learning_rate=schedule, beta_1=0.9, beta_2=0.98, epsilon=1e-9)
+    if ema > 0:
+        adam.update(use_ema=True, ema_momentum=ema)
     if decay == 0.0:
-        return keras.optimizers.Adam(schedule, beta_1=0.9, beta_2=0.98, epsilon=1e-9, **averaging)
-    optimizer = keras.optimizers.AdamW(schedule, weight_decay=decay, beta_1=0.9, beta_2=0.98, epsilon=1e-9,
-                                       **averaging)
+        return keras.optimizers.Adam(**adam)
+    optimizer = keras.optimizers.AdamW(weight_decay=decay, **adam)
     optimizer.exclude_from_weight_decay(var_names=NOT_DECAYED)
     return optimizer
 
