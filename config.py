@@ -78,6 +78,9 @@ class TrainConfig:
     # > 0: AdamW's decoupled weight decay (per step, scaled by the learning rate) on every
     # kernel and embedding; biases and LayerNorm scales/offsets are never decayed. 0: Adam.
     weight_decay: float = 0.5  # Measured best of 0.05, 0.2, 0.5 on ChatbotData (README, Results).
+    # > 0: the learning rate falls linearly to zero over this last share of the planned
+    # `epochs` (model/schedule.py); the run ends at a low rate instead of being cut off.
+    cooldown_fraction: float = 0.2
     early_stopping_patience: int = 3
     # What early stopping and the best checkpoint minimise: "val_perplexity" (the held-out
     # likelihood of the answers; label smoothing left out) or "val_loss" (the smoothed
@@ -86,7 +89,10 @@ class TrainConfig:
     shuffle_buffer: int = 20000
     jit_compile: bool = False  # Bucketed batches vary in shape; XLA would recompile per shape.
     strategy: str = "default"  # default | mirrored | multi_worker (reads TF_CONFIG); see model/distribution.py.
-    mixed_precision: str = "none"  # none | mixed_bfloat16 (CPUs with AVX512-BF16) | mixed_float16 (GPUs).
+    # auto | none | mixed_bfloat16 | mixed_float16. auto: mixed_bfloat16 where the hardware
+    # computes bfloat16 natively (CPUs with AVX512-BF16 or AMX, GPUs of compute capability 8+),
+    # else none (float32). Weights stay float32; model.keras is always saved in float32.
+    mixed_precision: str = "auto"
     seed: int = 1234
     sample_questions: list[str] = field(
         default_factory=lambda: [
@@ -142,7 +148,8 @@ PRESETS: dict[str, dict] = {
     "tiny": {
         "data": {"max_length": 24},
         "model": {"num_layers": 1, "hidden_dim": 128, "num_heads": 4, "intermediate_dim": 256},
-        "train": {"epochs": 3, "warmup_steps": 300, "ema_momentum": 0.0, "weight_decay": 0.0},
+        "train": {"epochs": 3, "warmup_steps": 300, "ema_momentum": 0.0, "weight_decay": 0.0,
+                  "cooldown_fraction": 0.0, "mixed_precision": "none"},
     },
 }
 
@@ -237,4 +244,6 @@ def load_config(path: str | Path) -> Config:
         if "ema_momentum" not in train:
             train.update(ema_momentum=0.0, monitor=train.get("monitor", "val_loss"))
         train.setdefault("weight_decay", 0.0)
+        train.setdefault("cooldown_fraction", 0.0)
+        train.setdefault("mixed_precision", "none")
     return _merge(Config(preset=preset), _migrate(loaded))

@@ -29,7 +29,8 @@ import keras  # noqa: E402
 from config import PAD_ID, build_config  # noqa: E402
 from data_pipeline.dataset import make_dataset  # noqa: E402
 from data_pipeline.loading import prepare_data  # noqa: E402
-from model.training import compile_model, set_precision  # noqa: E402
+from model.precision import set_precision  # noqa: E402
+from model.training import compile_model  # noqa: E402
 from model.transformer import build_model  # noqa: E402
 
 

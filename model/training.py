@@ -32,6 +32,7 @@ from model.callbacks import ResumeMonitors, SampleReplies, Throughput, ema_swaps
 from model.generation import greedy_replies
 from model.distribution import distribute_dataset_options, make_strategy, worker_run_dir
 from model.metrics import MaskedAccuracy, MaskedSparseCrossentropy, perplexity
+from model.precision import float32_model, set_precision
 from model.schedule import NoamSchedule
 from model.transformer import build_model
 
@@ -66,23 +67,26 @@ def check_or_save_config(config: Config, run_dir: Path) -> None:
     config.save(path)  # Record allowed changes (e.g. more epochs).
 
 
-PRECISIONS = ("none", "mixed_bfloat16", "mixed_float16")
-
-
-def set_precision(mixed_precision: str) -> None:
-    """Keras' global dtype policy; mixed_float16 gets loss scaling from `compile` (Keras wraps the optimizer)."""
-    if mixed_precision not in PRECISIONS:
-        raise ValueError(f"train.mixed_precision must be one of {PRECISIONS}, got {mixed_precision!r}")
-    keras.mixed_precision.set_global_policy("float32" if mixed_precision == "none" else mixed_precision)
-
-
 # Variable names (substrings) AdamW leaves alone: biases and LayerNormalization's gamma/beta.
 NOT_DECAYED = ["bias", "gamma", "beta"]
 
 
-def make_optimizer(config: Config) -> keras.optimizers.Optimizer:
+def make_schedule(config: Config, steps_per_epoch: int | None = None) -> NoamSchedule:
+    """Noam, cooling down over the last `train.cooldown_fraction` of `epochs * steps_per_epoch` steps.
+
+    Without `steps_per_epoch` (benchmarks, tests) the plan is unknown: plain Noam.
+    """
+    fraction = config.train.cooldown_fraction
+    if not 0.0 <= fraction <= 1.0:
+        raise ValueError(f"train.cooldown_fraction must be in [0, 1], got {fraction}")
+    total = config.train.epochs * steps_per_epoch if steps_per_epoch and fraction else 0
+    return NoamSchedule(config.model.hidden_dim, config.train.warmup_steps, config.train.learning_rate_scale,
+                        total_steps=total, cooldown_steps=round(total * fraction))
+
+
+def make_optimizer(config: Config, steps_per_epoch: int | None = None) -> keras.optimizers.Optimizer:
     """Adam on the Noam schedule (AdamW with `train.weight_decay`), averaging weights with `train.ema_momentum`."""
-    schedule = NoamSchedule(config.model.hidden_dim, config.train.warmup_steps, config.train.learning_rate_scale)
+    schedule = make_schedule(config, steps_per_epoch)
     ema, decay = config.train.ema_momentum, config.train.weight_decay
     if not 0.0 <= ema < 1.0:
         raise ValueError(f"train.ema_momentum must be in [0, 1), got {ema}")
@@ -98,9 +102,9 @@ def make_optimizer(config: Config) -> keras.optimizers.Optimizer:
     return optimizer
 
 
-def compile_model(model, config: Config) -> None:
+def compile_model(model, config: Config, steps_per_epoch: int | None = None) -> None:
     model.compile(
-        optimizer=make_optimizer(config),
+        optimizer=make_optimizer(config, steps_per_epoch),
         loss=MaskedSparseCrossentropy(label_smoothing=config.train.label_smoothing),
         metrics=[MaskedAccuracy(), perplexity()],
         jit_compile=config.train.jit_compile,
@@ -134,10 +138,11 @@ def train(config: Config, run_dir: str | Path) -> dict:
         f"vocabulary {len(data.vocabulary)}; padding computed: "
         f"{train_padding.padding_fraction:.1%} of positions (mean per batch {train_padding.mean_batch_padding:.1%})"
     )
-    set_precision(config.train.mixed_precision)
+    precision = set_precision(config.train.mixed_precision)
+    print(f"Computing in {precision} (train.mixed_precision: {config.train.mixed_precision}).")
     with strategy.scope():
         model = build_model(config.model, len(data.vocabulary), config.data.max_length)
-        compile_model(model, config)
+        compile_model(model, config, steps_per_epoch=train_padding.batches)
 
     epochs_done = _epochs_in_backup(run_dir / "backup")
     history = truncate_history(run_dir / "history.csv", epochs_done)
@@ -147,7 +152,7 @@ def train(config: Config, run_dir: str | Path) -> dict:
     started = time.perf_counter()
     model.fit(train_ds, validation_data=validation_ds, epochs=config.train.epochs, callbacks=callbacks, verbose=2)
     session_seconds = time.perf_counter() - started
-    return finish_run(model, config, data, validation_ds, run_dir, session_seconds, train_padding)
+    return finish_run(model, config, data, validation_ds, run_dir, session_seconds, train_padding, precision)
 
 
 def make_pipelines(config: Config, data):
@@ -215,9 +220,14 @@ def _nll_per_character(perplexity: float, validation_ds, examples) -> float:
     return math.log(perplexity) * tokens / characters
 
 
-def finish_run(model, config: Config, data, validation_ds, run_dir: Path, session_seconds, train_padding) -> dict:
-    """Load the best weights, evaluate them, save the model and write metrics.json (last)."""
+def finish_run(model, config: Config, data, validation_ds, run_dir: Path, session_seconds, train_padding,
+               precision: str) -> dict:
+    """Load the best weights, evaluate them in float32, save that model and write metrics.json (last)."""
     model.load_weights(str(run_dir / "checkpoints" / "best.weights.h5"))
+    if model.compute_dtype != "float32":  # Report and save the float32 model that exports will serve.
+        model = float32_model(model, lambda: build_model(config.model, len(data.vocabulary), config.data.max_length))
+        compile_model(model, config)
+        model.optimizer.build(model.trainable_variables)  # So that model.keras reloads without warnings.
     results = model.evaluate(validation_ds, return_dict=True, verbose=0)
     history = read_history(run_dir / "history.csv")
     best_epoch = 1 + min(range(len(history)), key=lambda i: history[i][config.train.monitor])
@@ -240,6 +250,7 @@ def finish_run(model, config: Config, data, validation_ds, run_dir: Path, sessio
         "train_seconds_per_epoch": round(seconds / max(1, len(history)), 1),
         "train_tokens_per_second": round(train_padding.real_tokens * len(history) / max(seconds, 1e-9), 1),
         "train_padding": train_padding.to_dict(),
+        "precision": precision,  # What training computed in; the saved model is float32.
         "examples": {"train": len(data.train), "validation": len(data.validation)},
         "sample_replies": [
             {"context": e.context, "reference": e.response, "reply": r}

@@ -81,7 +81,7 @@ def test_two_workers_train_to_identical_weights(tmp_path, chatbot_csv):
 def test_mixed_bfloat16_trains_with_float32_logits_and_loss():
     from config import build_config
     from model.metrics import MaskedSparseCrossentropy
-    from model.training import set_precision
+    from model.precision import set_precision
     from model.transformer import build_model
 
     config = build_config("tiny", overrides={"model": {"hidden_dim": 32, "intermediate_dim": 64}})

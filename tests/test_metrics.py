@@ -60,3 +60,17 @@ def test_noam_schedule_shape_and_serialisation():
     assert float(clone(599)) == pytest.approx(rates[2])
     for obj in (MaskedSparseCrossentropy(0.1), MaskedAccuracy()):
         assert type(obj).from_config(obj.get_config()).get_config() == obj.get_config()
+
+
+def test_noam_cooldown_falls_linearly_to_zero_at_the_last_step():
+    plain = NoamSchedule(hidden_dim=512, warmup_steps=600)
+    cooled = NoamSchedule(hidden_dim=512, warmup_steps=600, total_steps=3000, cooldown_steps=1000)
+    for step in (0, 599, 1999):  # Before the cooldown: the plain schedule.
+        assert float(cooled(step)) == pytest.approx(float(plain(step)), rel=1e-6)
+    for step in (2000, 2500, 2999):  # The plain rate times remaining / cooldown: 1, 1/2, 1/1000.
+        assert float(cooled(step)) == pytest.approx(float(plain(step)) * (3000 - step) / 1000, rel=1e-5)
+    assert float(cooled(3000)) == 0.0 and float(cooled(4000)) == 0.0  # Past the plan: no updates.
+    clone = keras.optimizers.schedules.deserialize(keras.optimizers.schedules.serialize(cooled))
+    assert float(clone(2500)) == pytest.approx(float(cooled(2500)))
+    with pytest.raises(ValueError, match="cooldown_steps"):
+        NoamSchedule(hidden_dim=512, warmup_steps=600, total_steps=100, cooldown_steps=200)

@@ -15,6 +15,7 @@ import tensorflow as tf
 from config import build_config
 from conftest import ROOT
 from model.callbacks import read_history
+from model.precision import set_precision
 from model.training import RunConfigMismatch, check_or_save_config, make_optimizer, train
 from model.transformer import build_model
 
@@ -96,6 +97,23 @@ def test_weight_decay_shrinks_kernels_and_embeddings_only():
     assert any(path.endswith("token_embedding/embeddings") for path in set(factors) - kept)
     with pytest.raises(ValueError, match="train.weight_decay"):
         make_optimizer(build_config("tiny", overrides={"train": {"weight_decay": -0.1}}))
+
+
+def test_bfloat16_run_cools_down_to_zero_and_saves_a_float32_model(tmp_path, chatbot_csv):
+    small = tmp_path / "small.csv"
+    small.write_text("\n".join(chatbot_csv.read_text(encoding="utf-8").splitlines()[:401]) + "\n", encoding="utf-8")
+    config = build_config("tiny", overrides={
+        "data": {"sources": [str(small)]},
+        "train": {"epochs": 2, "mixed_precision": "mixed_bfloat16", "cooldown_fraction": 0.5},
+    })
+    try:
+        metrics = train(config, tmp_path / "run")
+    finally:
+        set_precision("none")
+    assert metrics["precision"] == "mixed_bfloat16"
+    assert keras.saving.load_model(tmp_path / "run" / "model.keras").compute_dtype == "float32"
+    rates = event_tags(tmp_path / "run" / "logs" / "train")["epoch_learning_rate"]
+    assert rates[0] > 0.0 and rates[-1] == 0.0  # Logged after the last step of the plan.
 
 
 def test_changed_config_is_refused(tmp_path):
