@@ -50,22 +50,22 @@ def resolve_precision(mixed_precision: str, flags: set[str] | None = None, gpus=
     return "mixed_bfloat16" if flags & set(BF16_CPU_FLAGS) else "none"
 
 
+def policy_name(resolved: str) -> str:
+    """The Keras dtype policy of a resolved `train.mixed_precision`."""
+    return "float32" if resolved == "none" else resolved
+
+
 def set_precision(mixed_precision: str) -> str:
-    """Set Keras' global dtype policy; return the resolved name (mixed_float16 gets loss scaling from `compile`)."""
+    """Set Keras' global dtype policy (benchmarks, tests); return the resolved name."""
     resolved = resolve_precision(mixed_precision)
-    keras.mixed_precision.set_global_policy("float32" if resolved == "none" else resolved)
+    keras.mixed_precision.set_global_policy(policy_name(resolved))
     return resolved
 
 
 def float32_model(model, build):
-    """`model` itself if it computes in float32, else a float32 copy made by `build()` with its weights."""
+    """`model` itself if it computes in float32, else `build("float32")` holding its weights."""
     if model.compute_dtype == "float32":
         return model
-    previous = keras.mixed_precision.global_policy()
-    keras.mixed_precision.set_global_policy("float32")
-    try:
-        copy = build()
-    finally:
-        keras.mixed_precision.set_global_policy(previous)
+    copy = build("float32")
     copy.set_weights(model.get_weights())
     return copy

@@ -32,7 +32,7 @@ from model.callbacks import ResumeMonitors, SampleReplies, Throughput, ema_swaps
 from model.generation import greedy_replies
 from model.distribution import distribute_dataset_options, make_strategy, worker_run_dir
 from model.metrics import MaskedAccuracy, MaskedSparseCrossentropy, perplexity
-from model.precision import float32_model, set_precision
+from model.precision import float32_model, policy_name, resolve_precision
 from model.schedule import NoamSchedule
 from model.transformer import build_model
 
@@ -138,10 +138,10 @@ def train(config: Config, run_dir: str | Path) -> dict:
         f"vocabulary {len(data.vocabulary)}; padding computed: "
         f"{train_padding.padding_fraction:.1%} of positions (mean per batch {train_padding.mean_batch_padding:.1%})"
     )
-    precision = set_precision(config.train.mixed_precision)
+    precision = resolve_precision(config.train.mixed_precision)
     print(f"Computing in {precision} (train.mixed_precision: {config.train.mixed_precision}).")
-    with strategy.scope():
-        model = build_model(config.model, len(data.vocabulary), config.data.max_length)
+    with strategy.scope():  # The model's own policy (mixed_float16 also gets loss scaling from compile).
+        model = build_model(config.model, len(data.vocabulary), config.data.max_length, dtype=policy_name(precision))
         compile_model(model, config, steps_per_epoch=train_padding.batches)
 
     epochs_done = _epochs_in_backup(run_dir / "backup")
@@ -225,7 +225,8 @@ def finish_run(model, config: Config, data, validation_ds, run_dir: Path, sessio
     """Load the best weights, evaluate them in float32, save that model and write metrics.json (last)."""
     model.load_weights(str(run_dir / "checkpoints" / "best.weights.h5"))
     if model.compute_dtype != "float32":  # Report and save the float32 model that exports will serve.
-        model = float32_model(model, lambda: build_model(config.model, len(data.vocabulary), config.data.max_length))
+        model = float32_model(model, lambda dtype: build_model(config.model, len(data.vocabulary),
+                                                              config.data.max_length, dtype=dtype))
         compile_model(model, config)
         model.optimizer.build(model.trainable_variables)  # So that model.keras reloads without warnings.
     results = model.evaluate(validation_ds, return_dict=True, verbose=0)

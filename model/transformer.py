@@ -63,16 +63,21 @@ class Seq2SeqTransformer(keras.Model):
             hidden_dim,
             tie_weights=True,
             embeddings_initializer=keras.initializers.RandomNormal(stddev=hidden_dim**-0.5),
+            dtype=self.dtype_policy,
             name="token_embedding",
         )
-        self.encoder_position = keras_hub.layers.PositionEmbedding(max_length, name="encoder_position")
-        self.decoder_position = keras_hub.layers.PositionEmbedding(max_length, name="decoder_position")
-        self.embedding_dropout = keras.layers.Dropout(dropout, name="embedding_dropout")
+        # Sub-layers compute in the model's dtype policy (saved in its config), never in
+        # whatever global policy happens to be set when a saved model is loaded.
+        policy = self.dtype_policy
+        self.encoder_position = keras_hub.layers.PositionEmbedding(max_length, dtype=policy, name="encoder_position")
+        self.decoder_position = keras_hub.layers.PositionEmbedding(max_length, dtype=policy, name="decoder_position")
+        self.embedding_dropout = keras.layers.Dropout(dropout, dtype=policy, name="embedding_dropout")
         layer_args = dict(
             intermediate_dim=intermediate_dim,
             num_heads=num_heads,
             dropout=dropout,
             normalize_first=normalize_first,
+            dtype=policy,
         )
         self.encoder_layers = [
             keras_hub.layers.TransformerEncoder(**layer_args, name=f"encoder_{i}") for i in range(num_layers)
@@ -80,8 +85,8 @@ class Seq2SeqTransformer(keras.Model):
         self.decoder_layers = [
             keras_hub.layers.TransformerDecoder(**layer_args, name=f"decoder_{i}") for i in range(num_layers)
         ]
-        self.encoder_norm = keras.layers.LayerNormalization(epsilon=1e-5, name="encoder_norm")
-        self.decoder_norm = keras.layers.LayerNormalization(epsilon=1e-5, name="decoder_norm")
+        self.encoder_norm = keras.layers.LayerNormalization(epsilon=1e-5, dtype=policy, name="encoder_norm")
+        self.decoder_norm = keras.layers.LayerNormalization(epsilon=1e-5, dtype=policy, name="decoder_norm")
 
     def embed(self, token_ids, position_layer, start_index=0, training=False):
         """Scaled token embedding plus learned positions: [B, L] -> [B, L, D]."""
@@ -185,8 +190,9 @@ class Seq2SeqTransformer(keras.Model):
         return config
 
 
-def build_model(model_config: ModelConfig, vocabulary_size: int, max_length: int) -> Seq2SeqTransformer:
-    """A built (weights created) model for the given configuration."""
+def build_model(model_config: ModelConfig, vocabulary_size: int, max_length: int,
+                dtype: str | None = None) -> Seq2SeqTransformer:
+    """A built (weights created) model for the given configuration (`dtype`: a policy; None: the global one)."""
     model = Seq2SeqTransformer(
         vocabulary_size=vocabulary_size,
         max_length=max_length,
@@ -196,6 +202,7 @@ def build_model(model_config: ModelConfig, vocabulary_size: int, max_length: int
         intermediate_dim=model_config.intermediate_dim,
         dropout=model_config.dropout,
         normalize_first=model_config.normalize_first,
+        dtype=dtype,
         name="seq2seq_transformer",
     )
     dummy = ops.ones((1, 2), dtype="int32")

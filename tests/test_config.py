@@ -50,15 +50,15 @@ def test_config_files_with_the_old_single_data_path_still_load(tmp_path):
     assert build_config("tiny", overrides={"data": {"path": None}}).data.sources == []
 
 
-def test_runs_saved_before_ema_weight_decay_and_cooldown_load_as_trained(tmp_path):
+def test_runs_saved_before_ema_weight_decay_and_auto_precision_load_as_trained(tmp_path):
     (tmp_path / "config.yaml").write_text("preset: seed\ntrain:\n  epochs: 30\n", encoding="utf-8")
     old = load_config(tmp_path / "config.yaml")
     assert (old.train.ema_momentum, old.train.monitor, old.train.weight_decay) == (0.0, "val_loss", 0.0)
-    assert (old.train.cooldown_fraction, old.train.mixed_precision) == (0.0, "none")
+    assert old.train.mixed_precision == "none"
     (tmp_path / "config.yaml").write_text(
         "preset: seed\ntrain:\n  ema_momentum: 0.998\n  monitor: val_perplexity\n", encoding="utf-8"
     )  # Saved after EMA, before weight decay.
     assert load_config(tmp_path / "config.yaml").train.weight_decay == 0.0
     new = build_config("seed", overrides=dotted_to_nested(["train.epochs=5"]))  # Overrides are not migrated.
     assert (new.train.ema_momentum, new.train.monitor, new.train.weight_decay) == (0.998, "val_perplexity", 0.5)
-    assert (new.train.cooldown_fraction, new.train.mixed_precision) == (0.2, "auto")
+    assert new.train.mixed_precision == "auto"

@@ -29,16 +29,28 @@ def test_float32_copy_of_a_bfloat16_model_has_its_weights():
     config = build_config("tiny", overrides={"model": {"hidden_dim": 32, "intermediate_dim": 64}})
     ids = np.array([[5, 6, 7, 0], [8, 9, 0, 0]], np.int32)
     inputs = {"encoder_inputs": ids, "decoder_inputs": ids}
-    try:
-        set_precision("mixed_bfloat16")
-        mixed = build_model(config.model, vocabulary_size=50, max_length=12)
-        copy = float32_model(mixed, lambda: build_model(config.model, vocabulary_size=50, max_length=12))
-        assert mixed.compute_dtype == "bfloat16" and copy.compute_dtype == "float32"
-        assert keras.mixed_precision.global_policy().name == "mixed_bfloat16"  # Left as it was.
-    finally:
-        set_precision("none")
+
+    def build(dtype):
+        return build_model(config.model, vocabulary_size=50, max_length=12, dtype=dtype)
+
+    mixed = build("mixed_bfloat16")
+    assert {layer.compute_dtype for layer in mixed._flatten_layers()} == {"bfloat16"}  # Sub-layers follow.
+    copy = float32_model(mixed, build)
+    assert {layer.compute_dtype for layer in copy._flatten_layers()} == {"float32"}
     for a, b in zip(mixed.get_weights(), copy.get_weights()):
         np.testing.assert_array_equal(a, b)
     # Same function, computed at bfloat16's ~3 significant digits vs float32's ~7.
     np.testing.assert_allclose(mixed(inputs), copy(inputs), atol=0.1)
-    assert float32_model(copy, lambda: None) is copy
+    assert float32_model(copy, build) is copy
+
+
+def test_saved_float32_model_loads_as_float32_under_a_mixed_global_policy(tmp_path):
+    config = build_config("tiny", overrides={"model": {"hidden_dim": 32, "intermediate_dim": 64}})
+    build_model(config.model, vocabulary_size=50, max_length=12, dtype="float32").save(tmp_path / "m.keras")
+    try:
+        set_precision("mixed_bfloat16")
+        loaded = keras.saving.load_model(tmp_path / "m.keras")
+    finally:
+        set_precision("none")
+    assert {layer.compute_dtype for layer in loaded._flatten_layers()} == {"float32"}
+    assert all(layer.built for layer in loaded._flatten_layers())

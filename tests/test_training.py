@@ -15,7 +15,7 @@ import tensorflow as tf
 from config import build_config
 from conftest import ROOT
 from model.callbacks import read_history
-from model.precision import set_precision
+from model.run_files import load_run
 from model.training import RunConfigMismatch, check_or_save_config, make_optimizer, train
 from model.transformer import build_model
 
@@ -106,12 +106,12 @@ def test_bfloat16_run_cools_down_to_zero_and_saves_a_float32_model(tmp_path, cha
         "data": {"sources": [str(small)]},
         "train": {"epochs": 2, "mixed_precision": "mixed_bfloat16", "cooldown_fraction": 0.5},
     })
-    try:
-        metrics = train(config, tmp_path / "run")
-    finally:
-        set_precision("none")
+    metrics = train(config, tmp_path / "run")
+    assert keras.mixed_precision.global_policy().name == "float32"  # The run's policy is the model's own.
     assert metrics["precision"] == "mixed_bfloat16"
-    assert keras.saving.load_model(tmp_path / "run" / "model.keras").compute_dtype == "float32"
+    run = load_run(tmp_path / "run")  # What exports load.
+    assert {layer.compute_dtype for layer in run.model._flatten_layers()} == {"float32"}
+    assert len(run.generator().reply(["안녕하세요"])) == 1  # The fused decoder reads the built layers.
     rates = event_tags(tmp_path / "run" / "logs" / "train")["epoch_learning_rate"]
     assert rates[0] > 0.0 and rates[-1] == 0.0  # Logged after the last step of the plan.
 
