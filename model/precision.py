@@ -4,7 +4,7 @@
 hardware multiplies bfloat16 natively, and float32 elsewhere:
 
 - CPUs that report AVX512-BF16 or AMX-BF16 (Linux `/proc/cpuinfo` flags): measured
-  1.50x the float32 training rate on this project's 2-core EPYC VM (README, Results);
+  1.59x the float32 training rate on this project's 2-core EPYC VM (README, Results);
 - GPUs of compute capability 8.0 or newer (Ampere, Hopper, ...).
 
 Mixed precision keeps float32 variables and float32 logits and loss (Keras' policy
