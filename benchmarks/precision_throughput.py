@@ -27,7 +27,7 @@ import keras  # noqa: E402
 from config import PAD_ID, build_config  # noqa: E402
 from data_pipeline.dataset import make_dataset  # noqa: E402
 from data_pipeline.loading import prepare_data  # noqa: E402
-from model.precision import resolve_precision, set_precision  # noqa: E402
+from model.precision import policy_name, resolve_precision  # noqa: E402
 from model.training import compile_model  # noqa: E402
 from model.transformer import build_model  # noqa: E402
 
@@ -69,9 +69,8 @@ def main(argv=None) -> int:
                            batch_size=config.train.batch_size, shuffle=True, seed=0)
     meters = {}
     for precision in ("none", candidate):
-        set_precision(precision)  # Layers keep the policy they were built under.
         keras.utils.set_random_seed(config.train.seed)
-        model = build_model(config.model, len(data.vocabulary), config.data.max_length)
+        model = build_model(config.model, len(data.vocabulary), config.data.max_length, dtype=policy_name(precision))
         compile_model(model, config)
         meters[precision] = Meter(model, iter(dataset.repeat()))
         meters[precision].run(args.warmup_steps, count=False)

@@ -29,7 +29,7 @@ import keras  # noqa: E402
 from config import PAD_ID, build_config  # noqa: E402
 from data_pipeline.dataset import make_dataset  # noqa: E402
 from data_pipeline.loading import prepare_data  # noqa: E402
-from model.precision import set_precision  # noqa: E402
+from model.precision import policy_name, resolve_precision  # noqa: E402
 from model.training import compile_model  # noqa: E402
 from model.transformer import build_model  # noqa: E402
 
@@ -84,7 +84,7 @@ def main(argv=None) -> int:
         "data": {"sources": [args.data], "max_length": args.pad_to},
         "train": {"batch_size": args.batch_size, "jit_compile": args.jit_compile, "mixed_precision": args.mixed_precision},
     })
-    set_precision(args.mixed_precision)
+    dtype = policy_name(resolve_precision(args.mixed_precision))
     with tempfile.TemporaryDirectory() as tmp:
         data = prepare_data(config.data, Path(tmp))
     vocabulary_size = len(data.vocabulary)
@@ -96,7 +96,7 @@ def main(argv=None) -> int:
     runs = {}
     for name, dataset in pipelines.items():
         keras.utils.set_random_seed(config.train.seed)
-        model = build_model(config.model, vocabulary_size, config.data.max_length)
+        model = build_model(config.model, vocabulary_size, config.data.max_length, dtype=dtype)
         compile_model(model, config)
         iterator = iter(dataset.repeat())
         Meter().run(model, iterator, args.warmup_steps, config.model, vocabulary_size)  # Trace every shape.

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import keras
 import tensorflow as tf
 
 PRECISIONS = ("auto", "none", "mixed_bfloat16", "mixed_float16")
@@ -53,13 +52,6 @@ def resolve_precision(mixed_precision: str, flags: set[str] | None = None, gpus=
 def policy_name(resolved: str) -> str:
     """The Keras dtype policy of a resolved `train.mixed_precision`."""
     return "float32" if resolved == "none" else resolved
-
-
-def set_precision(mixed_precision: str) -> str:
-    """Set Keras' global dtype policy (benchmarks, tests); return the resolved name."""
-    resolved = resolve_precision(mixed_precision)
-    keras.mixed_precision.set_global_policy(policy_name(resolved))
-    return resolved
 
 
 def float32_model(model, build):

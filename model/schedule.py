@@ -33,8 +33,9 @@ class NoamSchedule(keras.optimizers.schedules.LearningRateSchedule):
         self.cooldown_steps = cooldown_steps
 
     def __call__(self, step):
-        remaining = float(self.total_steps) - ops.cast(step, "float32")  # Keras counts from 0.
-        step = ops.cast(step, "float32") + 1.0
+        step = ops.cast(step, "float32")  # Keras counts from 0.
+        remaining = float(self.total_steps) - step
+        step = step + 1.0
         warmup = float(self.warmup_steps)
         rate = self.scale * float(self.hidden_dim) ** -0.5 * ops.minimum(ops.rsqrt(step), step * warmup**-1.5)
         if self.cooldown_steps:

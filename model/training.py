@@ -224,9 +224,10 @@ def finish_run(model, config: Config, data, validation_ds, run_dir: Path, sessio
                precision: str) -> dict:
     """Load the best weights, evaluate them in float32, save that model and write metrics.json (last)."""
     model.load_weights(str(run_dir / "checkpoints" / "best.weights.h5"))
-    if model.compute_dtype != "float32":  # Report and save the float32 model that exports will serve.
-        model = float32_model(model, lambda dtype: build_model(config.model, len(data.vocabulary),
-                                                              config.data.max_length, dtype=dtype))
+    trained = model  # Report and save the float32 model that exports will serve.
+    model = float32_model(trained, lambda dtype: build_model(config.model, len(data.vocabulary),
+                                                            config.data.max_length, dtype=dtype))
+    if model is not trained:
         compile_model(model, config)
         model.optimizer.build(model.trainable_variables)  # So that model.keras reloads without warnings.
     results = model.evaluate(validation_ds, return_dict=True, verbose=0)

@@ -81,22 +81,18 @@ def test_two_workers_train_to_identical_weights(tmp_path, chatbot_csv):
 def test_mixed_bfloat16_trains_with_float32_logits_and_loss():
     from config import build_config
     from model.metrics import MaskedSparseCrossentropy
-    from model.precision import set_precision
+    from model.precision import resolve_precision
     from model.transformer import build_model
 
     config = build_config("tiny", overrides={"model": {"hidden_dim": 32, "intermediate_dim": 64}})
-    try:
-        set_precision("mixed_bfloat16")
-        model = build_model(config.model, vocabulary_size=50, max_length=12)
-        model.compile(optimizer=keras.optimizers.Adam(1e-2), loss=MaskedSparseCrossentropy())
-        ids = np.array([[5, 6, 7, 0], [8, 9, 0, 0]], np.int32)
-        inputs = {"encoder_inputs": ids, "decoder_inputs": ids}
-        assert model.compute_dtype == "bfloat16" and model(inputs).dtype == "float32"
-        first = model.train_on_batch(inputs, ids, return_dict=True)["loss"]
-        for _ in range(30):
-            last = model.train_on_batch(inputs, ids, return_dict=True)["loss"]
-        assert np.isfinite(last) and last < 0.5 * first
-        with pytest.raises(ValueError, match="mixed_precision must be one of"):
-            set_precision("fp8")
-    finally:
-        set_precision("none")
+    model = build_model(config.model, vocabulary_size=50, max_length=12, dtype="mixed_bfloat16")
+    model.compile(optimizer=keras.optimizers.Adam(1e-2), loss=MaskedSparseCrossentropy())
+    ids = np.array([[5, 6, 7, 0], [8, 9, 0, 0]], np.int32)
+    inputs = {"encoder_inputs": ids, "decoder_inputs": ids}
+    assert model.compute_dtype == "bfloat16" and model(inputs).dtype == "float32"
+    first = model.train_on_batch(inputs, ids, return_dict=True)["loss"]
+    for _ in range(30):
+        last = model.train_on_batch(inputs, ids, return_dict=True)["loss"]
+    assert np.isfinite(last) and last < 0.5 * first
+    with pytest.raises(ValueError, match="mixed_precision must be one of"):
+        resolve_precision("fp8")

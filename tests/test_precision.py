@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from config import build_config
-from model.precision import cpu_flags, float32_model, resolve_precision, set_precision
+from model.precision import cpu_flags, float32_model, resolve_precision
 from model.transformer import build_model
 
 
@@ -48,9 +48,9 @@ def test_saved_float32_model_loads_as_float32_under_a_mixed_global_policy(tmp_pa
     config = build_config("tiny", overrides={"model": {"hidden_dim": 32, "intermediate_dim": 64}})
     build_model(config.model, vocabulary_size=50, max_length=12, dtype="float32").save(tmp_path / "m.keras")
     try:
-        set_precision("mixed_bfloat16")
+        keras.mixed_precision.set_global_policy("mixed_bfloat16")
         loaded = keras.saving.load_model(tmp_path / "m.keras")
     finally:
-        set_precision("none")
+        keras.mixed_precision.set_global_policy("float32")
     assert {layer.compute_dtype for layer in loaded._flatten_layers()} == {"float32"}
     assert all(layer.built for layer in loaded._flatten_layers())
