@@ -28,15 +28,20 @@ def parse_args(argv=None):
     where.add_argument("--run-dir", help="a run directory written by train.py")
     where.add_argument("--server", help="HOST:PORT (gRPC) or http://HOST:PORT (REST) of a model server")
     parser.add_argument("--model-name", default="chatbot", help="the served model's name (with --server)")
+    from config import ExportConfig  # The served defaults (config.py), so every chat starts alike.
+
+    served = ExportConfig()
     parser.add_argument("--strategy", default="greedy", choices=["greedy", "beam", "sample"])
-    parser.add_argument("--max-reply-length", type=int, default=24)
-    parser.add_argument("--num-beams", type=int, default=4)
-    parser.add_argument("--length-penalty", type=float, default=0.6)
+    parser.add_argument("--max-reply-length", type=int, default=served.max_reply_length)
+    parser.add_argument("--num-beams", type=int, default=served.num_beams)
+    parser.add_argument("--length-penalty", type=float, default=served.length_penalty)
     parser.add_argument("--temperature", type=float, default=1.0)
     parser.add_argument("--top-k", type=int, default=0)
     parser.add_argument("--top-p", type=float, default=1.0)
-    parser.add_argument("--no-repeat-ngram-size", type=int, default=3)
+    parser.add_argument("--no-repeat-ngram-size", type=int, default=served.no_repeat_ngram_size)
     parser.add_argument("--seed", type=int)
+    parser.add_argument("--no-retrieval", action="store_true",
+                        help="reply with the generator alone (default: the hybrid of retrieval and generation)")
     return parser.parse_args(argv)
 
 
@@ -47,10 +52,11 @@ def replier(args):
 
         return RemoteReplies(connect(args.server, args.model_name))
     from model.chat_session import LocalReplies
+    from model.replies import RunReplies
     from model.run_files import load_run
 
     run = load_run(args.run_dir)
-    return LocalReplies(run.generator(), run.history_turns)
+    return LocalReplies(RunReplies(run), run.history_turns)  # The code the export serves.
 
 
 def main(argv=None) -> int:
@@ -64,6 +70,7 @@ def main(argv=None) -> int:
             strategy=args.strategy, max_reply_length=args.max_reply_length, num_beams=args.num_beams,
             length_penalty=args.length_penalty, temperature=args.temperature, top_k=args.top_k,
             top_p=args.top_p, no_repeat_ngram_size=args.no_repeat_ngram_size, seed=args.seed,
+            retrieval=not args.no_retrieval,
         )
         session = ChatSession(replier(args), settings)
     except (ValueError, FileNotFoundError) as error:

@@ -122,6 +122,39 @@ class ExportConfig:
 
 
 @dataclass
+class RetrievalConfig:
+    """The index of training examples and the hybrid reply (`model/retrieval.py`, `model/hybrid.py`).
+
+    With `enabled`, `train.py` indexes the training split (what the encoder sees ->
+    the response), and every reply path (`serving_default`, `chat`, `chat.py`,
+    `evaluate.py`) answers with the most similar training key's response when that
+    similarity reaches `threshold`, and with the generator's reply otherwise; a
+    request's `retrieval: false` turns it off. Chosen on half of ChatbotData's
+    validation split (README, Results).
+    """
+
+    enabled: bool = True
+    threshold: float = 0.25  # TF-IDF cosine from which the retrieved response is the reply (ChatbotData: 6.5% generate).
+    # The index leaves out the postings of n-grams in more than this share of keys (" ", "요", "."):
+    # the same top-1 answers on ChatbotData, a third of the query time, a ninth at batch 32.
+    max_key_share: float = 0.1
+    # > 0: the other design measured instead of the threshold: this many retrieved responses and the
+    # generated reply scored by the model (similarity_weight * similarity + mean token log-probability,
+    # generation_bonus for the generated one). No better on ChatbotData, 2.5x slower (README).
+    rerank_top_k: int = 0
+    similarity_weight: float = 16.0
+    generation_bonus: float = 3.0
+
+    def __post_init__(self):
+        if not 0.0 <= self.threshold <= 1.0:
+            raise ValueError(f"retrieval.threshold must be in [0, 1] (a cosine similarity), got {self.threshold}")
+        if not 0.0 < self.max_key_share <= 1.0:
+            raise ValueError(f"retrieval.max_key_share must be in (0, 1], got {self.max_key_share}")
+        if self.rerank_top_k < 0:
+            raise ValueError(f"retrieval.rerank_top_k must be >= 0 (0: the threshold design), got {self.rerank_top_k}")
+
+
+@dataclass
 class Config:
     """Everything a run needs; saved as `<run_dir>/config.yaml`."""
 
@@ -130,6 +163,7 @@ class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     export: ExportConfig = field(default_factory=ExportConfig)
+    retrieval: RetrievalConfig = field(default_factory=RetrievalConfig)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

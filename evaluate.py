@@ -1,8 +1,10 @@
 """Judge a trained run by its replies: `python evaluate.py --run-dir RUN [--data FILE] [--strategies greedy,beam,top-p]`.
 
 Reports teacher-forced loss / perplexity / token accuracy (non-padding) and, for each
-decoding strategy, BLEU and chrF (sacrebleu), distinct-1/2, mean reply length, the
-share of replies ending with [END] and of exact matches. Held-out examples are the
+strategy (the served reply path, `model/replies.py`), BLEU and chrF (sacrebleu),
+distinct-1/2, mean reply length, the shares of replies ending with [END], of exact
+matches, of retrieved replies and of the most common reply. `retrieval` (the lookup:
+the most similar training key's response) is the anchor every report shows. Held-out examples are the
 run's validation split unless --data names a file (any training format). Writes
 <out>/eval.json, report.md, the replies, PNG plots, and TensorBoard scalars under
 <run>/logs/eval (see evaluation/report.py). --probes FILE (one question per line)
@@ -31,8 +33,9 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--run-dir", required=True)
     parser.add_argument("--data", help="held-out dialogue file, any training format (default: the run's validation split)")
-    parser.add_argument("--strategies", "--strategy", default="greedy,beam,top-p",
-                        help="comma-separated: greedy, beam, top-p, greedy-plain, sample")
+    parser.add_argument("--strategies", "--strategy", default="retrieval,greedy,beam,top-p,hybrid",
+                        help="comma-separated: retrieval (the lookup), greedy, beam, top-p, hybrid (what "
+                             "serving_default answers), hybrid-beam, greedy-plain, sample")
     parser.add_argument("--limit", type=int, default=1000, help="evaluate the first N examples (0: all)")
     parser.add_argument("--probes", help="a file with one question per line")
     parser.add_argument("--batch-size", type=int, default=64)

@@ -7,6 +7,7 @@
       - q: 너는 누구니?
         a: 저는 하루예요.
     weight: 20               # how many times each identity pair appears per epoch
+    greeting: 안녕하세요!     # optional: what the chat page says first (default: the first identity answer)
 
 Training adds the identity pairs to the training split only (they are a specification,
 not data to hold out), `weight` times per epoch. With `data.character_persona` it also
@@ -32,6 +33,7 @@ class Character:
     identity: tuple[tuple[str, str], ...]
     weight: float = 20.0
     source: str = ""
+    greeting: str = ""  # The chat page's first line; the first identity answer when the file has none.
 
     def identity_dialogues(self, with_persona: bool = False) -> list[Dialogue]:
         persona = self.persona if with_persona else ()
@@ -52,9 +54,9 @@ def load_character(path: str | Path) -> Character:
         raise DataError(f"{path}: not valid YAML: {error}") from error
     if not isinstance(loaded, dict):
         raise DataError(f"{path}: expected a mapping with name, persona, identity")
-    unknown = set(loaded) - {"name", "persona", "identity", "weight"}
+    unknown = set(loaded) - {"name", "persona", "identity", "weight", "greeting"}
     if unknown:
-        raise DataError(f"{path}: unknown field(s) {sorted(unknown)}; expected name, persona, identity, weight")
+        raise DataError(f"{path}: unknown field(s) {sorted(unknown)}; expected name, persona, identity, weight, greeting")
     name = normalize_text(str(loaded.get("name") or ""))
     if not name:
         raise DataError(f"{path}: field 'name' is missing or empty")
@@ -65,7 +67,10 @@ def load_character(path: str | Path) -> Character:
     weight = loaded.get("weight", 20.0)
     if isinstance(weight, bool) or not isinstance(weight, (int, float)) or weight <= 0:
         raise DataError(f"{path}: field 'weight' must be a positive number, got {weight!r}")
-    return Character(name, persona, identity, float(weight), str(path))
+    greeting = loaded.get("greeting", identity[0][1])
+    if not isinstance(greeting, str) or not normalize_text(greeting):
+        raise DataError(f"{path}: field 'greeting' must be a non-empty text, got {greeting!r}")
+    return Character(name, persona, identity, float(weight), str(path), normalize_text(greeting))
 
 
 def _sentences(value, path: Path) -> tuple[str, ...]:

@@ -65,7 +65,7 @@ def history_to_context(turns: tf.RaggedTensor, context_turns: int) -> tf.Tensor:
     return tf.strings.reduce_join(marked, axis=1, separator=SEP_TEXT)
 
 
-def _as_ragged(ids) -> tf.RaggedTensor:
+def as_ragged_ids(ids) -> tf.RaggedTensor:
     if not isinstance(ids, tf.RaggedTensor):  # keras-hub returns Python lists when eager.
         ids = tf.ragged.constant(ids, dtype=tf.int32, ragged_rank=1, inner_shape=())
     return tf.cast(ids, tf.int32)
@@ -74,14 +74,14 @@ def _as_ragged(ids) -> tf.RaggedTensor:
 def encoder_token_ids(tokenizer, personas: tf.Tensor, contexts: tf.Tensor, max_length: int,
                       max_persona_length: int) -> tf.RaggedTensor:
     """[B] persona texts ("" for none) and [B] contexts -> ragged [B, <= max_length] encoder ids."""
-    persona_ids = _as_ragged(tokenizer(personas))[:, : max(0, max_persona_length - 1)]
+    persona_ids = as_ragged_ids(tokenizer(personas))[:, : max(0, max_persona_length - 1)]
     has_persona = tf.cast(persona_ids.row_lengths() > 0, tf.int64)
     separator = tf.RaggedTensor.from_row_lengths(
         tf.fill([tf.reduce_sum(has_persona)], PERSONA_ID), has_persona
     )
     persona_part = tf.concat([persona_ids, separator], axis=1)
 
-    context_ids = _as_ragged(tokenizer(contexts))
+    context_ids = as_ragged_ids(tokenizer(contexts))
     room = tf.maximum(max_length - persona_part.row_lengths(), 0)
     lengths = context_ids.row_lengths()
     kept = tf.ragged.range(lengths - tf.minimum(lengths, room), lengths)  # The last `room` tokens.

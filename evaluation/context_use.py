@@ -14,7 +14,7 @@ If the model uses context, `real` has the lowest loss. Examples are the held-out
 that have a persona of their own or earlier turns (ChatbotData's single questions
 have neither and are left out).
 
-`character_probe` asks paraphrased who-are-you questions (greedy, as served: the
+`character_probe` asks paraphrased who-are-you questions (the hybrid reply, as served: the
 run's persona, no history) and counts replies that name the character.
 """
 
@@ -25,7 +25,7 @@ import dataclasses
 from data_pipeline.context import SEP_TEXT
 from data_pipeline.examples import Example, earlier_turns, question_of
 from evaluation.likelihood import likelihood_scores
-from model.generation import DecodingSettings
+from model.generation import served_settings
 
 CONDITIONS = ("real", "no_history", "no_persona", "no_context", "other_dialogue")
 
@@ -92,9 +92,15 @@ def context_use(run, examples: list[Example], batch_size: int = 64) -> dict:
     }
 
 
-def character_probe(run, questions: list[str], name: str) -> dict:
-    """Greedy replies (as served: the run's persona, no history) and whether each names `name`."""
-    replies = run.generator().reply(questions, DecodingSettings(no_repeat_ngram_size=3))
+def character_probe(run, questions: list[str], name: str, run_replies=None) -> dict:
+    """Replies as `serving_default` gives them (the hybrid, the run's persona, no history); which name `name`.
+
+    `run_replies`: a `model.replies.RunReplies` of `run` (made here when not given).
+    """
+    from model.replies import RunReplies
+
+    run_replies = run_replies or RunReplies(run)
+    replies = list(run_replies.respond(questions, None, served_settings()).reply)
     named = [name in reply for reply in replies]
     return {
         "name": name,

@@ -9,37 +9,47 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
 
-from config import END_ID, DataConfig
+from config import DataConfig
+from data_pipeline.context import as_ragged_ids
 from data_pipeline.examples import Example, load_examples, to_examples
 from data_pipeline.loading import load_dialogues
 from evaluation.likelihood import likelihood_scores
 from evaluation.reply_metrics import score_replies
-from model.generation import DecodingSettings, ReplyGenerator, reply_lengths
+from model.generation import DecodingSettings, served_settings
+from model.replies import RunReplies
 from model.run_files import load_run
 
-# The strategies `evaluate.py --strategies` knows, by name.
+# The strategies `evaluate.py --strategies` knows, by name: the served reply path's controls
+# (`model/replies.py`); "retrieval" is the lookup alone (the most similar training key's response).
+RETRIEVAL = "retrieval"
 STRATEGIES = {
-    "greedy": DecodingSettings(no_repeat_ngram_size=3),
-    "beam": DecodingSettings(strategy="beam", num_beams=4, no_repeat_ngram_size=3),
-    "top-p": DecodingSettings(strategy="sample", top_p=0.9, seed=0, no_repeat_ngram_size=3),
-    "greedy-plain": DecodingSettings(),
-    "sample": DecodingSettings(strategy="sample", seed=0),
+    "greedy": served_settings(retrieval=False),
+    "beam": served_settings(strategy="beam", retrieval=False),
+    "top-p": served_settings(strategy="sample", top_p=0.9, seed=0, retrieval=False),
+    "greedy-plain": served_settings(no_repeat_ngram_size=0, retrieval=False),
+    "sample": served_settings(strategy="sample", seed=0, no_repeat_ngram_size=0, retrieval=False),
+    RETRIEVAL: None,
+    "hybrid": served_settings(),  # What serving_default answers.
+    "hybrid-beam": served_settings(strategy="beam"),
 }
+DEFAULT_STRATEGIES = ("retrieval", "greedy", "beam", "top-p", "hybrid")
 
 
 @dataclass
 class StrategyReplies:
-    settings: DecodingSettings
+    settings: DecodingSettings | None  # None: the lookup.
     replies: list[str]
     reply_tokens: list[int]
     ended: list[bool]
     seconds: float
+    retrieved: list[bool]  # The reply is a training response (the hybrid chose a retrieved candidate).
 
 
 @dataclass
@@ -77,22 +87,33 @@ def held_out_examples(run, data_path: str | None, limit: int | None,
     return examples[:limit] if limit else examples, source
 
 
-def generate(generator: ReplyGenerator, contexts: list[str], settings: DecodingSettings,
+def generate(replies: RunReplies, contexts: list[str], settings: DecodingSettings | None,
              batch_size: int, personas: list[str] | None = None) -> StrategyReplies:
-    """Replies for `contexts` (personas: the generator's unless given), in batches; token counts and [END]s."""
+    """Replies for `contexts` (personas: the run's unless given) in batches, through the served reply path.
+
+    Token counts re-tokenize each reply; a reply of fewer than `max_reply_length`
+    tokens counts as ended with [END] (the generator stops there or at the cap).
+    """
     started = time.perf_counter()
-    replies, tokens, ended = [], [], []
+    texts, retrieved = [], []
     for start in range(0, len(contexts), batch_size):
-        batch_personas = personas[start : start + batch_size] if personas is not None else None
-        ids = generator.generate_ids(generator.encode(contexts[start : start + batch_size], batch_personas), settings)
-        has_end = (ids == END_ID).any(axis=1)
-        replies += [t.decode("utf-8") for t in generator.detokenize(tf.constant(ids)).numpy()]
-        tokens += (reply_lengths(tf.constant(ids)).numpy() - has_end).tolist()
-        ended += has_end.tolist()
-    return StrategyReplies(settings, replies, tokens, ended, time.perf_counter() - started)
+        batch, batch_personas = contexts[start : start + batch_size], None
+        if personas is not None:
+            batch_personas = personas[start : start + batch_size]
+        if settings is None:
+            texts += replies.lookup(batch, batch_personas)
+            retrieved += [True] * len(batch)
+        else:
+            chosen = replies.respond(batch, batch_personas, settings)
+            texts += list(chosen.reply)
+            retrieved += chosen.retrieved.tolist()
+    seconds = time.perf_counter() - started
+    tokens = as_ragged_ids(replies.run.tokenizer(tf.constant(texts or [""]))).row_lengths().numpy().tolist()[: len(texts)]
+    cap = settings.max_reply_length if settings else replies.run.model.max_length
+    return StrategyReplies(settings, texts, tokens, [t < cap for t in tokens], seconds, retrieved)
 
 
-def evaluate_run(run_dir: str | Path, data_path: str | None = None, strategies: list[str] = ("greedy", "beam", "top-p"),
+def evaluate_run(run_dir: str | Path, data_path: str | None = None, strategies: list[str] = DEFAULT_STRATEGIES,
                  limit: int | None = 1000, probes: list[str] = (), batch_size: int = 64,
                  only_source: str | None = None) -> Evaluation:
     unknown = [s for s in strategies if s not in STRATEGIES]
@@ -103,18 +124,20 @@ def evaluate_run(run_dir: str | Path, data_path: str | None = None, strategies: 
     examples, source = held_out_examples(run, data_path, limit, only_source)
     likelihood = likelihood_scores(run.model, run.tokenizer, examples, run.config.data, batch_size)
     evaluation = Evaluation(run.run_dir, source, examples, likelihood, run=run)
-    generator = run.generator()
+    replies = RunReplies(run, retrieval=True if RETRIEVAL in strategies or "hybrid" in strategies else None)
     contexts, references = [e.context for e in examples], [e.response for e in examples]
     personas = [e.persona for e in examples]
     for name in strategies:
-        result = generate(generator, contexts, STRATEGIES[name], batch_size, personas)
+        result = generate(replies, contexts, STRATEGIES[name], batch_size, personas)
         evaluation.strategies[name] = result
         evaluation.scores[name] = {
             **score_replies(result.replies, references, result.reply_tokens, result.ended).to_dict(),
+            "retrieved_share": round(float(np.mean(result.retrieved)), 4),
+            "top_reply_share": round(Counter(result.replies).most_common(1)[0][1] / len(result.replies), 4),
             "seconds": round(result.seconds, 1),
         }
         if probes:
-            answers = generate(generator, list(probes), STRATEGIES[name], batch_size).replies
+            answers = generate(replies, list(probes), STRATEGIES[name], batch_size).replies
             for question, answer in zip(probes, answers):
                 evaluation.probes.setdefault(question, []).append(answer)
     evaluation.seconds = time.perf_counter() - started

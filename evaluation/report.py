@@ -27,7 +27,8 @@ from evaluation.evaluate_run import Evaluation, reply_length_arrays  # noqa: E40
 from model.callbacks import read_history  # noqa: E402
 
 FORMATS = {"bleu": ".2f", "chrf": ".2f", "mean_reply_tokens": ".2f", "seconds": ".1f"}
-COLUMNS = ("bleu", "chrf", "distinct_1", "distinct_2", "mean_reply_tokens", "ended_share", "exact_match_share", "seconds")
+COLUMNS = ("bleu", "chrf", "distinct_1", "distinct_2", "mean_reply_tokens", "ended_share", "exact_match_share",
+           "retrieved_share", "top_reply_share", "seconds")
 
 
 def write_report(evaluation: Evaluation, out_dir: str | Path) -> Path:
@@ -56,7 +57,7 @@ def _summary(evaluation: Evaluation) -> dict:
         "examples": len(evaluation.examples),
         "likelihood": evaluation.likelihood,
         "strategies": {
-            name: {"settings": asdict(evaluation.strategies[name].settings), **scores}
+            name: {"settings": _settings(evaluation.strategies[name].settings), **scores}
             for name, scores in evaluation.scores.items()
         },
         "probes": evaluation.probes,
@@ -64,8 +65,13 @@ def _summary(evaluation: Evaluation) -> dict:
     }
 
 
+def _settings(settings) -> dict | str:
+    return asdict(settings) if settings is not None else "the most similar training key's response"
+
+
 def strategy_table(evaluation: Evaluation) -> str:
-    header = "| strategy | BLEU | chrF | distinct-1 | distinct-2 | mean tokens | ends with [END] | exact match | seconds |"
+    header = ("| strategy | BLEU | chrF | distinct-1 | distinct-2 | mean tokens | ends with [END] | exact match "
+              "| retrieved | most common reply | seconds |")
     rows = [header, "|" + "---|" * (len(COLUMNS) + 1)]
     for name, scores in evaluation.scores.items():
         cells = [f"{scores[c]:{FORMATS.get(c, '.3f')}}" for c in COLUMNS]

@@ -2,8 +2,8 @@
 
 `ChatSession.handle(line)` returns what to print: a reply, or a command's answer.
 It keeps the conversation's turns and hands them to a replier: `LocalReplies` (a run
-in this process: the latest turns the model was trained to see, formatted as in
-training, behind the run's character persona) or `serving.client.RemoteReplies` (a
+in this process through the served reply path, `model/replies.py`: the latest turns
+the model was trained to see, formatted as in training, behind the run's character persona) or `serving.client.RemoteReplies` (a
 server's `chat` signature, which does the same inside the exported graph).
 
 Commands: /reset, /quit, /settings, /help, /set NAME VALUE (any `DecodingSettings`
@@ -30,14 +30,19 @@ class QuitChat(Exception):
 
 
 class LocalReplies:
-    """Replies from a `ReplyGenerator` to a chat history (oldest turn first, the user's last)."""
+    """Replies in this process to a chat history (oldest turn first, the user's last).
 
-    def __init__(self, generator, history_turns: int = 0):
-        self.generator = generator
+    `replies`: a `model.replies.RunReplies` (the served reply path) or anything with
+    its `respond(contexts, personas, settings)`.
+    """
+
+    def __init__(self, replies, history_turns: int = 0):
+        self.replies = replies
         self.history_turns = history_turns  # Earlier turns sent with the question.
 
     def reply_to(self, history: list[str], settings: DecodingSettings) -> str:
-        return self.generator.reply([format_history(history, self.history_turns)], settings)[0]
+        context = format_history(history, self.history_turns)
+        return str(self.replies.respond([context], None, settings).reply[0])
 
 
 class ChatSession:

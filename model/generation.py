@@ -25,7 +25,7 @@ import keras_hub
 import numpy as np
 import tensorflow as tf
 
-from config import DataConfig, END_ID, PAD_ID, SEP_ID, START_ID, UNK_ID
+from config import DataConfig, END_ID, PAD_ID, SEP_ID, START_ID, UNK_ID, ExportConfig
 from data_pipeline.context import encoder_token_ids
 from model.core_ops import core_op_slice_update
 from model.fused_decoding import NEG_INF, FusedDecoder
@@ -46,15 +46,16 @@ class DecodingSettings:
     """How to pick reply tokens. Every field is a Python value fixed when a graph is traced."""
 
     strategy: str = "greedy"  # greedy | beam | sample
-    max_reply_length: int = 24  # Reply tokens, [END] included.
-    num_beams: int = 4
-    length_penalty: float = 0.6  # Beam: GNMT alpha; 0 ranks by log-probability alone.
+    max_reply_length: int = ExportConfig.max_reply_length  # Reply tokens, [END] included.
+    num_beams: int = ExportConfig.num_beams
+    length_penalty: float = ExportConfig.length_penalty  # Beam: GNMT alpha; 0 ranks by log-probability alone.
     temperature: float = 1.0
     top_k: int = 0  # Sample: keep the k most likely tokens (0: all).
     top_p: float = 1.0  # Sample: keep the smallest set with this much probability (1: all).
     no_repeat_ngram_size: int = 0  # 0: off; n: never repeat an n-gram within a reply.
     seed: int | None = None  # Sample: fixes the random draws (same seed, same replies).
     stop_at_end: bool = True  # False: always run max_reply_length steps (benchmarks).
+    retrieval: bool = True  # The hybrid reply where the run has a retrieval index (`model/hybrid.py`).
 
     def __post_init__(self):
         if self.strategy not in STRATEGIES:
@@ -63,6 +64,12 @@ class DecodingSettings:
             raise ValueError(f"invalid decoding settings: {self}")
         if self.temperature <= 0 or not 0 < self.top_p <= 1 or self.top_k < 0:
             raise ValueError(f"temperature must be > 0, top_p in (0, 1], top_k >= 0: {self}")
+
+
+def served_settings(**changes) -> DecodingSettings:
+    """The settings the exported signatures decode with (`config.ExportConfig`), with `changes`."""
+    served = ExportConfig()
+    return DecodingSettings(**{"no_repeat_ngram_size": served.no_repeat_ngram_size, **changes})
 
 
 def restore_spacing(text: tf.Tensor) -> tf.Tensor:

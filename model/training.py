@@ -9,6 +9,7 @@
     <run_dir>/checkpoints/best.weights.h5   best so far by `train.monitor` (EMA weights with EMA on)
     <run_dir>/backup/              BackupAndRestore state (removed when training ends)
     <run_dir>/model.keras          the final (best) model
+    <run_dir>/retrieval_index.npz  the training split's retrieval index (`retrieval.enabled`)
     <run_dir>/metrics.json         written last: the run is finished when it exists
 
 Re-running the same command on an interrupted run resumes from the last finished
@@ -33,6 +34,7 @@ from model.generation import greedy_replies
 from model.distribution import distribute_dataset_options, make_strategy, worker_run_dir
 from model.metrics import MaskedAccuracy, MaskedSparseCrossentropy, perplexity
 from model.precision import float32_model, policy_name, resolve_precision
+from model.retrieval import INDEX_FILE, RetrievalIndex, save_atomically
 from model.schedule import NoamSchedule
 from model.transformer import build_model
 
@@ -220,6 +222,15 @@ def _nll_per_character(perplexity: float, validation_ds, examples) -> float:
     return math.log(perplexity) * tokens / characters
 
 
+def build_run_index(config: Config, train_examples, run_dir: Path) -> dict | None:
+    """Index the training split (never the validation one) for retrieval; its size for metrics.json."""
+    if not config.retrieval.enabled:
+        return None
+    index = RetrievalIndex.build(train_examples, max_key_share=config.retrieval.max_key_share)
+    save_atomically(index, run_dir / INDEX_FILE)
+    return {"entries": index.size, "bytes": index.nbytes(), "postings": int(index.postings_rows.shape[0])}
+
+
 def finish_run(model, config: Config, data, validation_ds, run_dir: Path, session_seconds, train_padding,
                precision: str) -> dict:
     """Load the best weights, evaluate them in float32, save that model and write metrics.json (last)."""
@@ -239,6 +250,7 @@ def finish_run(model, config: Config, data, validation_ds, run_dir: Path, sessio
                              personas=[e.persona for e in data.validation[:5]],
                              max_persona_length=config.data.max_persona_length)
     seconds = sum(r.get("train_seconds", 0.0) for r in history)
+    index = build_run_index(config, data.train, run_dir)
     metrics = {
         "best_epoch": best_epoch,  # By `train.monitor`.
         "monitor": config.train.monitor,
@@ -254,6 +266,7 @@ def finish_run(model, config: Config, data, validation_ds, run_dir: Path, sessio
         "train_padding": train_padding.to_dict(),
         "precision": precision,  # What training computed in; the saved model is float32.
         "examples": {"train": len(data.train), "validation": len(data.validation)},
+        "retrieval_index": index,
         "sample_replies": [
             {"context": e.context, "reference": e.response, "reply": r}
             for e, r in zip(data.validation[:5], samples)

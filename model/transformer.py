@@ -104,6 +104,10 @@ class Seq2SeqTransformer(keras.Model):
 
     def decode(self, decoder_inputs, encoder_outputs, encoder_padding_mask, training=False):
         """[B, T] ids attending to the encoder -> logits [B, T, V]. Re-runs the whole prefix."""
+        return self.logits(self.decode_hidden(decoder_inputs, encoder_outputs, encoder_padding_mask, training))
+
+    def decode_hidden(self, decoder_inputs, encoder_outputs, encoder_padding_mask, training=False):
+        """`decode` before the output projection: [B, T] ids -> normalised hidden states [B, T, D]."""
         decoder_padding_mask = ops.not_equal(decoder_inputs, PAD_ID)
         x = self.embed(decoder_inputs, self.decoder_position, training=training)
         for layer in self.decoder_layers:
@@ -114,7 +118,7 @@ class Seq2SeqTransformer(keras.Model):
                 encoder_padding_mask=encoder_padding_mask,
                 training=training,
             )
-        return self.logits(self.decoder_norm(x))
+        return self.decoder_norm(x)
 
     def empty_caches(self, batch_size, encoder_length, max_length=None):
         """Zeroed per-layer caches: self [B, 2, T, H, Dh] and cross [B, 2, S, H, Dh] attention."""

@@ -18,8 +18,12 @@ import urllib.request
 
 import numpy as np
 
-CHAT_DEFAULTS = {"strategy": "greedy", "temperature": 1.0, "top_k": 0, "top_p": 1.0, "max_length": 24, "seed": 0}
-CHAT_DTYPES = {"temperature": np.float32, "top_k": np.int32, "top_p": np.float32, "max_length": np.int32, "seed": np.int64}
+from config import ExportConfig
+
+CHAT_DEFAULTS = {"strategy": "greedy", "temperature": 1.0, "top_k": 0, "top_p": 1.0,
+                 "max_length": ExportConfig.max_reply_length, "seed": 0, "retrieval": True}
+CHAT_DTYPES = {"temperature": np.float32, "top_k": np.int32, "top_p": np.float32, "max_length": np.int32, "seed": np.int64,
+               "retrieval": np.bool_}
 
 
 class ServingError(Exception):
@@ -161,5 +165,5 @@ class RemoteReplies:
         return self.client.chat(
             [history[-self.MAX_TURNS:]], strategy=settings.strategy,
             temperature=settings.temperature, top_k=settings.top_k, top_p=settings.top_p,
-            max_length=settings.max_reply_length, seed=seed,
+            max_length=settings.max_reply_length, seed=seed, retrieval=settings.retrieval,
         )[0]

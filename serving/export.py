@@ -28,11 +28,14 @@ from tensorflow_serving.apis import predict_pb2, prediction_log_pb2
 
 from config import Config
 from serving.client import chat_arrays
-from data_pipeline.loading import CHARACTER_FILE, history_turns, run_persona
+from data_pipeline.loading import CHARACTER_FILE, history_turns, run_character, run_persona
+from model.retrieval import run_index
 from serving.signatures import CHAT_SPECS, TEXT_SPEC, ServingFunctions
 
 SERVING_DEFAULT = "serving_default"
 CHAT_SIGNATURE = "chat"
+RETRIEVE_SIGNATURE = "retrieve"
+CHARACTER_SIGNATURE = "character"
 WARMUP_FILE = "tf_serving_warmup_requests"
 
 
@@ -64,11 +67,16 @@ def export_model(model, tokenizer, config: Config, run_dir: Path | None = None,
     shutil.rmtree(staging, ignore_errors=True)
     try:
         if run_dir is None:
-            persona, turns = "", config.data.context_turns
+            persona, turns, index, character = "", config.data.context_turns, None, None
         else:  # What the run's model was trained to see: its character, its number of earlier turns.
             persona, turns = run_persona(run_dir, config.data), history_turns(run_dir, config.data.context_turns)
-        write_saved_model(model, tokenizer, config, staging, persona=persona, history_turns=turns)
-        write_extras(staging, tokenizer, config, run_dir)
+            index = run_index(run_dir, config.retrieval.max_key_share) if config.retrieval.enabled else None
+            character = run_character(run_dir)
+        lines = (character.name, character.greeting) if character else None
+        write_saved_model(model, tokenizer, config, staging, persona=persona, history_turns=turns, index=index,
+                          character_lines=lines)
+        write_extras(staging, tokenizer, config, run_dir, with_retrieval=index is not None,
+                     with_character=character is not None)
         xla_ops = sorted(op for op in graph_op_types(staging) if op.startswith("Xla"))
         if xla_ops:
             raise RuntimeError(f"the exported graph uses {xla_ops}, which TF Serving cannot run without XLA")
@@ -78,25 +86,35 @@ def export_model(model, tokenizer, config: Config, run_dir: Path | None = None,
 
 
 def write_saved_model(model, tokenizer, config: Config, path: Path, stop_at_end: bool = True,
-                      persona: str = "", history_turns: int | None = None) -> None:
+                      persona: str = "", history_turns: int | None = None, index=None,
+                      character_lines: tuple[str, str] | None = None) -> None:
     """The SavedModel alone (`stop_at_end=False` only for latency benchmarks: fixed-length replies).
 
     `persona`: the character's persona text, packed before every request's turns;
-    `history_turns`: earlier turns the `chat` signature keeps (default `data.context_turns`).
+    `history_turns`: earlier turns the `chat` signature keeps (default `data.context_turns`);
+    `index`: the run's `RetrievalIndex` (None: replies are generated only);
+    `character_lines`: the character's (name, greeting), served by the `character` signature.
     """
     turns = config.data.context_turns if history_turns is None else history_turns
     functions = ServingFunctions(model, tokenizer, turns, config.export, stop_at_end, persona=persona,
-                                 max_persona_length=config.data.max_persona_length)
+                                 max_persona_length=config.data.max_persona_length, index=index,
+                                 retrieval=config.retrieval, character_lines=character_lines)
     archive = keras.export.ExportArchive()
     archive.track(model)
     archive.track(tokenizer)
     archive.track(functions.decoder)
     archive.add_endpoint(SERVING_DEFAULT, functions.reply, input_signature=[TEXT_SPEC])
     archive.add_endpoint(CHAT_SIGNATURE, functions.chat, input_signature=list(CHAT_SPECS))
+    if index is not None:
+        archive.track(index)
+        archive.add_endpoint(RETRIEVE_SIGNATURE, functions.retrieve, input_signature=[TEXT_SPEC])
+    if character_lines is not None:
+        archive.add_endpoint(CHARACTER_SIGNATURE, functions.character, input_signature=[TEXT_SPEC])
     archive.write_out(str(path), verbose=False)
 
 
-def write_extras(path: Path, tokenizer, config: Config, run_dir: Path | None) -> None:
+def write_extras(path: Path, tokenizer, config: Config, run_dir: Path | None, with_retrieval: bool = False,
+                 with_character: bool = False) -> None:
     """Vocabulary, configuration, provenance and warm-up requests, beside the graph."""
     extra = path / "assets.extra"
     extra.mkdir(parents=True, exist_ok=True)
@@ -104,20 +122,24 @@ def write_extras(path: Path, tokenizer, config: Config, run_dir: Path | None) ->
     config.save(extra / "config.yaml")
     if run_dir is not None and (Path(run_dir) / CHARACTER_FILE).exists():
         shutil.copyfile(Path(run_dir) / CHARACTER_FILE, extra / CHARACTER_FILE)
-    provenance = {"run_dir": str(run_dir) if run_dir else None, "signatures": [SERVING_DEFAULT, CHAT_SIGNATURE]}
+    signatures = [SERVING_DEFAULT, CHAT_SIGNATURE] + ([RETRIEVE_SIGNATURE] if with_retrieval else []) + (
+        [CHARACTER_SIGNATURE] if with_character else [])
+    provenance = {"run_dir": str(run_dir) if run_dir else None, "signatures": signatures}
     (extra / "export.json").write_text(json.dumps(provenance, indent=2), encoding="utf-8")
     with tf.io.TFRecordWriter(str(extra / WARMUP_FILE)) as writer:
-        for request in warmup_requests(config):
+        for request in warmup_requests(config, with_retrieval):
             log = prediction_log_pb2.PredictionLog(predict_log=prediction_log_pb2.PredictLog(request=request))
             writer.write(log.SerializeToString())
 
 
-def warmup_requests(config: Config) -> list[predict_pb2.PredictRequest]:
+def warmup_requests(config: Config, with_retrieval: bool = False) -> list[predict_pb2.PredictRequest]:
     question = config.train.sample_questions[0] if config.train.sample_questions else "안녕"
-    default = predict_pb2.PredictRequest()
-    default.model_spec.name, default.model_spec.signature_name = config.export.name, SERVING_DEFAULT
-    default.inputs["text"].CopyFrom(tf.make_tensor_proto([question]))
-    requests = [default]
+    requests = []
+    for name in [SERVING_DEFAULT] + ([RETRIEVE_SIGNATURE] if with_retrieval else []):
+        request = predict_pb2.PredictRequest()
+        request.model_spec.name, request.model_spec.signature_name = config.export.name, name
+        request.inputs["text"].CopyFrom(tf.make_tensor_proto([question]))
+        requests.append(request)
     for strategy in ("greedy", "beam", "sample"):
         chat = predict_pb2.PredictRequest()
         chat.model_spec.name, chat.model_spec.signature_name = config.export.name, CHAT_SIGNATURE

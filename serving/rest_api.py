@@ -7,7 +7,10 @@
 
 Row requests answer `{"predictions": [...]}`, columnar ones `{"outputs": ...}`;
 errors answer `{"error": "..."}` with TF Serving's HTTP status. Strings travel as
-UTF-8 JSON strings (or `{"b64": ...}` for raw bytes).
+UTF-8 JSON strings (or `{"b64": ...}` for raw bytes). Like TF Serving's REST server,
+every answer carries `Access-Control-Allow-Origin: *` and `OPTIONS` answers the CORS
+preflight, so a page hosted elsewhere can call it. `GET /` serves the chat page
+(`serving/web/`: plain files that use only the API above).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import logging
 import re
 import socket
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
@@ -27,6 +31,11 @@ from serving.loaded_model import RequestError
 from serving.model_server import ModelServer
 
 log = logging.getLogger("serve")
+WEB_DIR = Path(__file__).resolve().parent / "web"
+WEB_FILES = {"/": ("index.html", "text/html; charset=utf-8"), "/index.html": ("index.html", "text/html; charset=utf-8"),
+             "/chat.js": ("chat.js", "text/javascript; charset=utf-8"), "/chat.css": ("chat.css", "text/css; charset=utf-8")}
+CORS_HEADERS = {"Access-Control-Allow-Origin": "*", "Access-Control-Allow-Methods": "GET, POST, OPTIONS",
+                "Access-Control-Allow-Headers": "Content-Type", "Access-Control-Max-Age": "86400"}
 _PATH = re.compile(r"^/v1/models/(?P<name>[^/:]+)(?:/versions/(?P<version>[^/:]+))?(?P<rest>/metadata|:predict)?$")
 
 
@@ -86,6 +95,10 @@ def to_array(value, dtype: tf.DType, name: str) -> np.ndarray:
             raise RequestError("INVALID_ARGUMENT", f"input {name!r}: rows of strings must all have the same length")
         return array
     array = np.array(value)
+    if dtype == tf.bool:  # JSON true / false, as TF Serving takes DT_BOOL.
+        if array.dtype.kind != "b":
+            raise RequestError("INVALID_ARGUMENT", f"input {name!r} must be bool (true or false); got {str(value)[:60]!r}")
+        return array
     wanted = "f" if dtype.is_floating else "i"
     if array.dtype.kind not in ({"f", "i", "u"} if wanted == "f" else {"i", "u"}):
         raise RequestError("INVALID_ARGUMENT", f"input {name!r} must be {dtype.name}; got {str(value)[:60]!r}")
@@ -137,7 +150,14 @@ def make_handler(server: ModelServer):
             self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
         def do_GET(self):
-            self._answer(self._get)
+            page = WEB_FILES.get(self.path.split("?", 1)[0])
+            if page:
+                self._send(200, (WEB_DIR / page[0]).read_bytes(), page[1])
+            else:
+                self._answer(self._get)
+
+        def do_OPTIONS(self):  # The CORS preflight of a page on another origin.
+            self._send(204, b"", None)
 
         def do_POST(self):
             self._answer(self._post)
@@ -197,9 +217,14 @@ def make_handler(server: ModelServer):
             except Exception as error:  # Never let one request take the server down.
                 log.exception("internal error on %s", self.path)
                 status, body = 500, {"error": f"internal error: {type(error).__name__}: {error}"}
-            data = json.dumps(body, ensure_ascii=False).encode("utf-8")
+            self._send(status, json.dumps(body, ensure_ascii=False).encode("utf-8"), "application/json")
+
+        def _send(self, status: int, data: bytes, content_type: str | None) -> None:
             self.send_response(status)
-            self.send_header("Content-Type", "application/json")
+            if content_type:
+                self.send_header("Content-Type", content_type)
+            for header, value in CORS_HEADERS.items():
+                self.send_header(header, value)
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
             self.wfile.write(data)

@@ -1,24 +1,34 @@
 """The exported model's graph functions: text in, reply out, everything in between in the graph.
 
-Two signatures, both returning `{"reply": [batch] string}`:
+Three signatures:
 
-    serving_default(text [B] string)
-        greedy replies with the export's fixed settings (`ExportConfig`);
+    serving_default(text [B] string) -> {"reply": [B] string}
+        the hybrid reply (greedy generation and retrieval, `model/hybrid.py`) with the
+        export's fixed settings (`ExportConfig`, `RetrievalConfig`);
     chat(history [B, T] string, strategy [] string, temperature [] float,
-         top_k [] int, top_p [] float, max_length [] int, seed [] int)
+         top_k [] int, top_p [] float, max_length [] int, seed [] int,
+         retrieval [] bool) -> {"reply": [B] string}
         one conversation per row, oldest turn first, the user's question last, ""
         where a row has fewer turns; the question and the earlier turns the model was
         trained to see are packed as in training (`data_pipeline/context.py`); the
-        decoding controls apply to the whole request.
+        decoding controls apply to the whole request; `retrieval` false: the
+        generator's reply alone;
+    retrieve(text [B] string) -> {"responses": [B, k] string, "similarity": [B, k] float}
+        the training responses of the k most similar training keys (the lookup);
+    character(text [B] string) -> {"name": [B] string, "greeting": [B] string}
+        the run's character (exports of runs with one), for the chat page's title.
 
-Both put the run's persona (the character's, when trained with `data.character_persona`) before the turns, as training did.
+All put the run's persona (the character's, when trained with `data.character_persona`)
+before the turns, as training did. An export of a run without a retrieval index
+(`retrieval.enabled: false`) has no `retrieve` signature and generates every reply.
 
 Inside: NFC normalisation and whitespace folding (as `normalize_text`), WordPiece
 tokenization, the cached decoder with a keras-hub sampler (greedy, beam, or greedy
-over Gumbel-perturbed logits for sampling, see `sampling_logits`), detokenization
-with the training text's spacing. No `py_function`, and no `Xla*` op
-(`core_op_slice_update`), so TF Serving, which runs with XLA disabled, can serve it.
-Bad controls fail the request with InvalidArgument (HTTP 400 from TF Serving).
+over Gumbel-perturbed logits for sampling, see `sampling_logits`), retrieval and the
+selection, detokenization with the training text's spacing. No `py_function`, and no
+`Xla*` op (`core_op_slice_update`), so TF Serving, which runs with XLA disabled, can
+serve it. Bad controls fail the request with InvalidArgument (HTTP 400 from TF Serving).
+`chat.py` and `evaluate.py` call these same functions in process (`model/replies.py`).
 """
 
 from __future__ import annotations
@@ -27,15 +37,18 @@ import keras_hub
 import tensorflow as tf
 import tensorflow_text as tf_text
 
-from config import DataConfig, ExportConfig
+from config import DataConfig, ExportConfig, RetrievalConfig
 from data_pipeline.context import history_to_context
 from model.core_ops import core_op_slice_update
 from model.fused_decoding import FusedDecoder
+from model.hybrid import Selection, rerank_selection, threshold_selection
+from model.retrieval import key_texts
 from model.generation import (
     apply_controls, best_beam, detokenize_replies, encode_contexts, generate_reply_ids, sampling_logits,
 )
 
 STRATEGIES = ("greedy", "beam", "sample")
+RETRIEVED_NEIGHBOURS = 8  # Responses the `retrieve` signature returns per question.
 TEXT_SPEC = tf.TensorSpec([None], tf.string, name="text")
 CHAT_SPECS = (
     tf.TensorSpec([None, None], tf.string, name="history"),
@@ -45,6 +58,7 @@ CHAT_SPECS = (
     tf.TensorSpec([], tf.float32, name="top_p"),
     tf.TensorSpec([], tf.int32, name="max_length"),
     tf.TensorSpec([], tf.int64, name="seed"),
+    tf.TensorSpec([], tf.bool, name="retrieval"),
 )
 
 
@@ -61,16 +75,21 @@ def join_history(history: tf.Tensor, context_turns: int) -> tf.Tensor:
 
 
 class ServingFunctions:
-    """The graph functions of an export, around a trained model and its tokenizer."""
+    """The graph functions of an export, around a trained model, its tokenizer and its retrieval index."""
 
     def __init__(self, model, tokenizer, context_turns: int, export_config: ExportConfig, stop_at_end: bool = True,
-                 persona: str = "", max_persona_length: int = DataConfig.max_persona_length):
+                 persona: str = "", max_persona_length: int = DataConfig.max_persona_length, index=None,
+                 retrieval: RetrievalConfig = RetrievalConfig(), character_lines: tuple[str, str] | None = None):
         self.model = model
         self.stop_at_end = stop_at_end  # False: always max_length tokens (latency benchmarks only).
         self.tokenizer = tokenizer
         self.context_turns = context_turns  # Earlier turns kept before the question.
         self.persona, self.max_persona_length = persona, max_persona_length
         self.settings = export_config
+        self.index = index  # A `RetrievalIndex` of the training split, or None: generation alone.
+        self.retrieval = retrieval
+        self.character_lines = character_lines  # (name, greeting) of the run's character, or None.
+        self.neighbours = min(RETRIEVED_NEIGHBOURS, index.size) if index is not None else 0  # `retrieve`'s k.
         vocabulary = tokenizer.get_vocabulary()
         self.continuation_pieces = tf.constant([token.startswith("##") for token in vocabulary])
         # The decoder's weights laid out for one token at a time, kept as variables.
@@ -78,28 +97,79 @@ class ServingFunctions:
         self.greedy = keras_hub.samplers.GreedySampler()
         self.beam = keras_hub.samplers.BeamSampler(num_beams=export_config.num_beams, return_all_beams=True)
 
+    # -- the signatures ---------------------------------------------------------
     def reply(self, text):
-        """serving_default: [B] questions -> {"reply": [B] greedy replies}."""
-        encoder_ids = self._encode(normalize_in_graph(text))
-        with core_op_slice_update():
-            reply_ids = self._greedy(encoder_ids, self.settings.max_reply_length)
-        return {"reply": detokenize_replies(self.tokenizer, reply_ids)}
+        """serving_default: [B] questions -> {"reply": [B] hybrid replies, greedy generation}."""
+        contexts = normalize_in_graph(text)
+        settings = self.settings
+        return {"reply": self.respond(contexts, self._personas(contexts), tf.constant("greedy"), 1.0, 0, 1.0,
+                                      settings.max_reply_length, 0, True).reply}
 
-    def chat(self, history, strategy, temperature, top_k, top_p, max_length, seed):
-        """[B, T] conversations and decoding controls -> {"reply": [B] replies}."""
+    def chat(self, history, strategy, temperature, top_k, top_p, max_length, seed, retrieval):
+        """chat: [B, T] conversations and decoding controls -> {"reply": [B] replies}."""
+        contexts = join_history(history, self.context_turns)
+        return {"reply": self.respond(contexts, self._personas(contexts), strategy, temperature, top_k, top_p,
+                                      max_length, seed, retrieval).reply}
+
+    def character(self, text):
+        """character: [B] anything -> the character's name and greeting per row (the chat page's title)."""
+        name, greeting = self.character_lines
+        return {"name": tf.fill(tf.shape(text), name), "greeting": tf.fill(tf.shape(text), greeting)}
+
+    def retrieve(self, text):
+        """retrieve: [B] questions -> the responses and similarities of the k nearest training keys."""
+        contexts = normalize_in_graph(text)
+        similarity, rows = self.index.search(key_texts(self._personas(contexts), contexts), self.neighbours)
+        return {"responses": self.index.responses_of(rows), "similarity": similarity}
+
+    # -- the one reply path (the signatures above; chat.py and evaluate.py in process) ----
+    def respond(self, contexts, personas, strategy, temperature, top_k, top_p, max_length, seed,
+                retrieval) -> Selection:
+        """[B] packed contexts and personas, decoding controls -> the replies and where they came from."""
         strategy_index = self._check_controls(strategy, temperature, top_k, top_p, max_length)
         with tf.control_dependencies([strategy_index]):
-            encoder_ids = self._encode(join_history(history, self.context_turns))
-        with core_op_slice_update():  # No Xla* ops in the graph (see model/core_ops.py).
-            reply_ids = tf.switch_case(strategy_index, [
-                lambda: self._greedy(encoder_ids, max_length),
-                lambda: self._beam(encoder_ids, max_length),
-                lambda: self._sample(encoder_ids, max_length, temperature, top_k, top_p, seed),
-            ])
-        return {"reply": detokenize_replies(self.tokenizer, reply_ids)}
+            encoder_ids = self._encode(contexts, personas)
 
-    def _encode(self, contexts):
-        personas = tf.fill(tf.shape(contexts), self.persona)
+        def generate():
+            with core_op_slice_update():  # No Xla* ops in the graph (see model/core_ops.py).
+                reply_ids = tf.switch_case(strategy_index, [
+                    lambda: self._greedy(encoder_ids, max_length),
+                    lambda: self._beam(encoder_ids, max_length),
+                    lambda: self._sample(encoder_ids, max_length, temperature, top_k, top_p, seed),
+                ])
+            return detokenize_replies(self.tokenizer, reply_ids)
+
+        if self.index is None:
+            batch = tf.shape(contexts)[0]
+            return Selection(generate(), tf.zeros([batch], tf.bool), tf.zeros([batch]))
+        config = self.retrieval
+        keys = key_texts(personas, contexts)
+        if not config.rerank_top_k:
+            similarity, rows = self.index.search(keys, 1)
+            return threshold_selection(similarity[:, 0], self.index.responses_of(rows[:, 0]), generate,
+                                       config.threshold, retrieval)
+        similarities, rows = self.index.search(keys, config.rerank_top_k)
+        generated = generate()
+
+        def rerank():
+            chosen = rerank_selection(self.model, self.tokenizer, encoder_ids, similarities,
+                                      self.index.responses_of(rows), generated, config.similarity_weight,
+                                      config.generation_bonus)
+            return chosen.reply, chosen.retrieved, chosen.similarity
+
+        batch = tf.shape(generated)[0]
+        return Selection(*tf.cond(tf.convert_to_tensor(retrieval), rerank,
+                                  lambda: (generated, tf.zeros([batch], tf.bool), similarities[:, 0])))
+
+    def lookup(self, contexts, personas) -> tf.Tensor:
+        """[B] packed contexts and personas -> [B] the most similar training key's response (the anchor)."""
+        _, rows = self.index.search(key_texts(personas, contexts), 1)
+        return self.index.responses_of(rows[:, 0])
+
+    def _personas(self, contexts):
+        return tf.fill(tf.shape(contexts), self.persona)
+
+    def _encode(self, contexts, personas):
         return encode_contexts(self.tokenizer, contexts, self.model.max_length, personas, self.max_persona_length)
 
     # -- strategies: each returns reply ids [B, L] ---------------------------

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import os
+import socket
+import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -100,3 +103,34 @@ def exported(real_run, tmp_path_factory):
     base_dir = tmp_path_factory.mktemp("saved_models")
     version_dir = export_run(real_run[0], base_dir=base_dir)
     return version_dir.parent, version_dir
+
+
+@pytest.fixture(scope="session")
+def persona_export(persona_run, tmp_path_factory):
+    """The multi-turn character run exported (with `character.yaml` and its `character` signature)."""
+    from serving.export import export_run
+
+    return export_run(persona_run[0], base_dir=tmp_path_factory.mktemp("persona_models"))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(base: Path, grpc_port: int, rest_port: int, *extra: str):
+    """serve.py over `base` on the given ports, once it prints "(ready)": (process, output lines)."""
+    process = subprocess.Popen(
+        [sys.executable, str(ROOT / "serve.py"), "--model_base_path", str(base), "--port", str(grpc_port),
+         "--rest_api_port", str(rest_port), *extra],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    output = []
+    for line in process.stdout:
+        output.append(line)
+        if "(ready)" in line:
+            break
+    assert process.poll() is None, "".join(output)
+    threading.Thread(target=lambda: [output.append(line) for line in process.stdout], daemon=True).start()
+    return process, output

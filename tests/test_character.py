@@ -17,6 +17,13 @@ def test_example_character_loads():
     (first, *_) = character.identity_dialogues(with_persona=True)
     assert first.persona == character.persona and first.source.startswith(str(HARU))
     assert character.identity_dialogues()[0].persona == ()
+    assert character.greeting.startswith("안녕하세요! 저는 하루예요.")  # The chat page's first line.
+
+
+def test_the_greeting_defaults_to_the_first_identity_answer(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("name: n\npersona: [a]\nidentity: [{q: 누구?, a: 저는 n이에요.}]\n", encoding="utf-8")
+    assert load_character(path).greeting == "저는 n이에요."
 
 
 def read_probe_file(name: str) -> list[str]:
@@ -39,6 +46,7 @@ def test_probe_questions_are_paraphrases_not_in_the_file():
     ("name: n\npersona: [a]\nidentity: [{q: x, a: ' '}]\n", "identity[0] has an empty"),
     ("name: n\npersona: [a]\nidentity: [{q: x, a: y}]\nweight: 0\n", "field 'weight'"),
     ("name: n\npersona: [a]\nidentity: [{q: x, a: y}]\ncolour: red\n", "unknown field(s) ['colour']"),
+    ("name: n\npersona: [a]\nidentity: [{q: x, a: y}]\ngreeting: [hi]\n", "field 'greeting'"),
     ("name: [unclosed\n", "not valid YAML"),
     ("- just a list\n", "expected a mapping"),
 ])

@@ -8,17 +8,18 @@ import pytest
 from conftest import ROOT
 from model.chat_session import ChatSession, LocalReplies, QuitChat
 from model.generation import DecodingSettings
+from model.hybrid import Selection
 
 
 class EchoGenerator:
-    """Replies with what it was given, so tests can see the context sent."""
+    """Replies with what it was given (as `RunReplies.respond` would), so tests can see the context sent."""
 
     def __init__(self):
         self.calls = []
 
-    def reply(self, contexts, settings):
+    def respond(self, contexts, personas, settings):
         self.calls.append((contexts, settings))
-        return [f"<{contexts[0]}>"]
+        return Selection(reply=[f"<{contexts[0]}>"], retrieved=None, similarity=None)
 
 
 def test_history_window_speaker_marks_and_reset():

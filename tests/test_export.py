@@ -11,11 +11,13 @@ import pytest
 import tensorflow as tf
 
 from conftest import ROOT
+from model.chat_session import LocalReplies
 from model.generation import DecodingSettings, ReplyGenerator
+from model.replies import RunReplies
 from model.run_files import load_run
 from serving.client import chat_arrays
 from serving.export import export_finished_run, graph_op_types, publish, versions
-from serving.signatures import join_history, normalize_in_graph
+from serving.signatures import RETRIEVED_NEIGHBOURS, join_history, normalize_in_graph
 
 QUESTIONS = ["안녕하세요", "오늘 너무 피곤해", "배고픈데 뭐 먹을까?", "주말에 뭐 하지?"]
 # tensorflow-text ops the graph may use: all bundled with TF Serving 2.10+ (tensorflow_serving/model_servers).
@@ -36,6 +38,7 @@ def test_graph_has_no_xla_ops_and_only_ops_tf_serving_bundles(exported):
     types = graph_op_types(exported[1])
     assert not [t for t in types if t.startswith("Xla")]
     assert {"FastWordpieceTokenizeWithOffsets", "TensorStridedSliceUpdate"} <= types  # It did look.
+    assert {"StringNGrams", "StringToHashBucketFast", "RaggedRange", "TopKV2"} <= types  # Retrieval, in the graph.
     assert types & {"While", "StatelessWhile"}  # The decoding loop (stateless: it reads no variable).
     # In a process that never imported tensorflow_text, every other op must be a core TensorFlow op.
     script = ("import json, sys; from tensorflow.python.framework import op_def_registry as r; "
@@ -68,6 +71,11 @@ def in_memory(real_run):
     return ReplyGenerator(run.model, run.tokenizer), run.config.export
 
 
+@pytest.fixture(scope="module")
+def run_replies(real_run):
+    return RunReplies(load_run(real_run[0]))
+
+
 def chat(reloaded, history, **controls):
     inputs = chat_arrays(history, **controls)
     inputs["history"] = tf.constant(inputs["history"].tolist())
@@ -75,34 +83,64 @@ def chat(reloaded, history, **controls):
     return [r.decode() for r in outputs["reply"].numpy()]
 
 
-def test_reloaded_export_gives_the_in_memory_replies(reloaded, in_memory):
+def test_generated_replies_equal_the_in_memory_decoder(reloaded, in_memory):
+    """With retrieval off, the export's decoder gives keras-hub's samplers' tokens (greedy and beam)."""
     generator, export = in_memory
     greedy = DecodingSettings(max_reply_length=export.max_reply_length, no_repeat_ngram_size=export.no_repeat_ngram_size)
     expected = generator.reply(QUESTIONS, greedy)
-    served = reloaded.signatures["serving_default"](text=tf.constant(QUESTIONS))["reply"].numpy()
-    assert [r.decode() for r in served] == expected
-    assert chat(reloaded, [[q] for q in QUESTIONS], max_length=export.max_reply_length) == expected
+    assert chat(reloaded, [[q] for q in QUESTIONS], max_length=export.max_reply_length, retrieval=False) == expected
     beam = DecodingSettings(strategy="beam", num_beams=export.num_beams, length_penalty=export.length_penalty,
                             max_reply_length=12, no_repeat_ngram_size=export.no_repeat_ngram_size)
-    assert chat(reloaded, [[q] for q in QUESTIONS], strategy="beam", max_length=12) == generator.reply(QUESTIONS, beam)
+    assert chat(reloaded, [[q] for q in QUESTIONS], strategy="beam", max_length=12,
+                retrieval=False) == generator.reply(QUESTIONS, beam)
+
+
+@pytest.mark.parametrize("controls", [
+    {}, {"retrieval": False}, {"strategy": "beam", "max_length": 12},
+    {"strategy": "sample", "temperature": 1.3, "top_p": 0.9, "seed": 7},
+    {"strategy": "sample", "top_k": 5, "seed": 8, "retrieval": False},
+], ids=["hybrid", "greedy", "hybrid-beam", "hybrid-top-p", "top-k"])
+def test_in_process_replies_equal_the_served_ones(reloaded, run_replies, controls):
+    """chat.py and evaluate.py reply through the export's own functions: same controls and seed, same reply."""
+    settings = DecodingSettings(**{
+        {"max_length": "max_reply_length"}.get(k, k): v for k, v in {"no_repeat_ngram_size": 3, **controls}.items()})
+    local = run_replies.respond(QUESTIONS, None, settings)
+    assert chat(reloaded, [[q] for q in QUESTIONS], **controls) == list(local.reply)
+    if not controls:  # serving_default is the hybrid with greedy generation.
+        served = reloaded.signatures["serving_default"](text=tf.constant(QUESTIONS))["reply"].numpy()
+        assert [r.decode() for r in served] == list(local.reply)
+
+
+def test_the_retrieve_signature_is_the_lookup(reloaded, run_replies, real_run):
+    out = reloaded.signatures["retrieve"](text=tf.constant(QUESTIONS))
+    k = RETRIEVED_NEIGHBOURS
+    assert out["responses"].shape == (len(QUESTIONS), k) and out["similarity"].shape == (len(QUESTIONS), k)
+    assert [r.decode() for r in out["responses"].numpy()[:, 0]] == run_replies.lookup(QUESTIONS)
+    answers = {}
+    for line in (real_run[0] / "data" / "train.jsonl").read_text(encoding="utf-8").splitlines():
+        answers.setdefault(json.loads(line)["context"], set()).add(json.loads(line)["response"])
+    question = next(iter(answers))  # A training key finds itself (below 1: common n-grams have no postings).
+    own = reloaded.signatures["retrieve"](text=tf.constant([question]))
+    assert own["similarity"].numpy()[0, 0] > 0.9 and own["responses"].numpy()[0, 0].decode() in answers[question]
 
 
 def test_max_length_control_caps_reply_tokens(reloaded, in_memory):
     generator, export = in_memory
     short = DecodingSettings(max_reply_length=2, no_repeat_ngram_size=export.no_repeat_ngram_size)
-    assert chat(reloaded, [[q] for q in QUESTIONS], max_length=2) == generator.reply(QUESTIONS, short)
+    assert chat(reloaded, [[q] for q in QUESTIONS], max_length=2, retrieval=False) == generator.reply(QUESTIONS, short)
 
 
 def test_sampling_is_per_request_and_reproducible(reloaded):
     history = [["오늘 뭐 먹지"]] * 16
-    first = chat(reloaded, history, strategy="sample", temperature=1.5, seed=11)
-    assert first == chat(reloaded, history, strategy="sample", temperature=1.5, seed=11)
-    assert first != chat(reloaded, history, strategy="sample", temperature=1.5, seed=12)
+    sample = dict(strategy="sample", retrieval=False)
+    first = chat(reloaded, history, temperature=1.5, seed=11, **sample)
+    assert first == chat(reloaded, history, temperature=1.5, seed=11, **sample)
+    assert first != chat(reloaded, history, temperature=1.5, seed=12, **sample)
     assert len(set(first)) > 1  # Rows draw independently.
     # Narrow controls leave one choice: sampling equals greedy.
-    greedy = chat(reloaded, history)
-    assert chat(reloaded, history, strategy="sample", top_k=1, seed=3) == greedy
-    assert chat(reloaded, history, strategy="sample", top_p=1e-6, seed=3) == greedy
+    greedy = chat(reloaded, history, retrieval=False)
+    assert chat(reloaded, history, top_k=1, seed=3, **sample) == greedy
+    assert chat(reloaded, history, top_p=1e-6, seed=3, **sample) == greedy
 
 
 @pytest.mark.parametrize("controls, message", [
@@ -153,21 +191,12 @@ def test_export_cli(real_run, tmp_path):
     assert missing.returncode == 2 and "not a run directory" in missing.stderr
 
 
-@pytest.fixture(scope="module")
-def persona_export(persona_run, tmp_path_factory):
-    from serving.export import export_run
-
-    return export_run(persona_run[0], base_dir=tmp_path_factory.mktemp("persona_models"))
-
-
 def test_export_carries_the_character_and_answers_with_its_persona_and_history(persona_run, persona_export):
-    from model.chat_session import LocalReplies
-
     assert (persona_export / "assets.extra" / "character.yaml").read_bytes() == (
         persona_run[0] / "character.yaml").read_bytes()
     run = load_run(persona_run[0])
     assert run.persona.startswith("내 이름은 하루야.") and run.history_turns == 3
-    local = LocalReplies(run.generator(), run.history_turns)
+    local = LocalReplies(RunReplies(run), run.history_turns)
     histories = [["너는 누구니?"], ["안녕", "안녕하세요", "오늘 뭐 했어?"],
                  ["하나", "둘", "셋", "넷", "다섯", "여섯", "나는 개를 키워. 너는?"]]
     greedy = DecodingSettings(max_reply_length=24, no_repeat_ngram_size=3)

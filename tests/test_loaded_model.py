@@ -14,7 +14,8 @@ from serving.client import chat_arrays
 from serving.loaded_model import LoadedVersion, RequestError
 
 QUESTIONS = ["안녕하세요", "오늘 너무 피곤해", "헤어졌어"]
-CONTROLS = {"greedy": {}, "beam": {"strategy": "beam"}, "sample": {"strategy": "sample", "top_p": 0.9, "seed": 5}}
+CONTROLS = {"hybrid": {}, "greedy": {"retrieval": False}, "beam": {"strategy": "beam"},
+            "sample": {"strategy": "sample", "top_p": 0.9, "seed": 5}}
 
 NO_XLA_SCRIPT = """
 import json, sys
@@ -27,7 +28,9 @@ if sys.argv[3] == "disable":
 version = LoadedVersion(sys.argv[2])
 questions = json.loads(sys.argv[4])
 controls = json.loads(sys.argv[5])
-replies = {"serving_default": version.run("serving_default", {"text": np.array(questions, object)})["reply"]}
+text = {"text": np.array(questions, object)}
+replies = {"serving_default": version.run("serving_default", text)["reply"]}
+replies["retrieve"] = version.run("retrieve", text)["responses"][:, 0]
 for name, options in controls.items():
     replies[name] = version.run("chat", chat_arrays([[q] for q in questions], **options))["reply"]
 print("REPLIES " + json.dumps({k: [r.decode() for r in v] for k, v in replies.items()}, ensure_ascii=False))
@@ -48,7 +51,8 @@ def test_every_signature_runs_with_xla_disabled_and_matches_in_process(exported)
     process, replies = run_without_xla(exported[1])
     assert process.returncode == 0, process.stderr[-3000:]
     reloaded = tf.saved_model.load(str(exported[1]))
-    expected = {"serving_default": reloaded.signatures["serving_default"](text=tf.constant(QUESTIONS))["reply"]}
+    expected = {"serving_default": reloaded.signatures["serving_default"](text=tf.constant(QUESTIONS))["reply"],
+                "retrieve": reloaded.signatures["retrieve"](text=tf.constant(QUESTIONS))["responses"][:, 0]}
     for name, options in CONTROLS.items():
         inputs = chat_arrays([[q] for q in QUESTIONS], **options)
         inputs["history"] = inputs["history"].tolist()
@@ -68,7 +72,8 @@ def test_the_check_would_catch_an_xla_op(tmp_path):
     module = Module()
     path = tmp_path / "1"
     tf.saved_model.save(module, str(path), signatures={"serving_default": module.serve})
-    script = NO_XLA_SCRIPT.replace("for name, options in controls.items():", "for name, options in []:")
+    script = NO_XLA_SCRIPT.replace("for name, options in controls.items():", "for name, options in []:").replace(
+        'replies["retrieve"] = version.run("retrieve", text)["responses"][:, 0]', "")
     for disable, should_pass in ((False, True), (True, False)):
         process = subprocess.run(
             [sys.executable, "-c", script, str(ROOT), str(path), "disable" if disable else "keep", json.dumps(["a"]), "{}"],

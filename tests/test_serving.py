@@ -2,8 +2,8 @@
 against a real exported model: round trips, status codes for bad requests, live version updates."""
 
 import json
+import re
 import shutil
-import socket
 import subprocess
 import sys
 import threading
@@ -13,17 +13,11 @@ import urllib.request
 import numpy as np
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, free_port, start_server
 from serving.client import GrpcClient, RestClient, ServingError
 from serving.loaded_model import LoadedVersion
 
 QUESTIONS = ["안녕하세요", "오늘 너무 피곤해", "배고파"]
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -33,18 +27,7 @@ def server(exported, tmp_path_factory):
     base.mkdir()
     shutil.copytree(exported[1], base / "1")
     grpc_port, rest_port = free_port(), free_port()
-    process = subprocess.Popen(
-        [sys.executable, str(ROOT / "serve.py"), "--model_base_path", str(base), "--port", str(grpc_port),
-         "--rest_api_port", str(rest_port), "--file_system_poll_wait_seconds", "0.3"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )
-    output = []
-    for line in process.stdout:
-        output.append(line)
-        if "(ready)" in line:
-            break
-    assert process.poll() is None, "".join(output)
-    threading.Thread(target=lambda: [output.append(line) for line in process.stdout], daemon=True).start()
+    process, output = start_server(base, grpc_port, rest_port, "--file_system_poll_wait_seconds", "0.3")
     yield process, f"http://127.0.0.1:{rest_port}", f"127.0.0.1:{grpc_port}", base, output
     process.terminate()
     process.wait(timeout=30)
@@ -81,6 +64,7 @@ def test_rest_and_grpc_give_the_models_replies(server, rest, grpc_client, export
     history = [["배고파", "뭐 먹을래?", "라면"], ["안녕"]]
     assert rest.chat(history, strategy="beam") == grpc_client.chat(history, strategy="beam")
     assert rest.chat(history, strategy="sample", seed=3, top_p=0.9) == grpc_client.chat(history, strategy="sample", seed=3, top_p=0.9)
+    assert rest.chat(history, retrieval=False) == grpc_client.chat(history, retrieval=False)  # JSON false: DT_BOOL.
 
 
 def test_status_and_metadata(rest, grpc_client):
@@ -88,13 +72,37 @@ def test_status_and_metadata(rest, grpc_client):
         {"version": "1", "state": "AVAILABLE", "status": {"error_code": "OK", "error_message": ""}}]}
     assert grpc_client.status()["model_version_status"][0]["state"] == "AVAILABLE"
     signatures = rest.metadata()["metadata"]["signature_def"]["signature_def"]
-    assert set(signatures["chat"]["inputs"]) == {"history", "strategy", "temperature", "top_k", "top_p", "max_length", "seed"}
+    assert set(signatures["chat"]["inputs"]) == {"history", "strategy", "temperature", "top_k", "top_p", "max_length",
+                                                 "seed", "retrieval"}
+    assert signatures["chat"]["inputs"]["retrieval"]["dtype"] == "DT_BOOL"
     assert signatures["serving_default"]["outputs"]["reply"]["dtype"] == "DT_STRING"
+    assert set(signatures["retrieve"]["outputs"]) == {"responses", "similarity"}
+
+
+def test_cors_and_the_chat_page_are_served_beside_the_api(server):
+    """Like TF Serving's REST server: CORS on every answer, the preflight answered; the page at /."""
+    url = server[1]
+    preflight = urllib.request.Request(url + "/v1/models/chatbot:predict", method="OPTIONS",
+                                       headers={"Origin": "http://elsewhere", "Access-Control-Request-Method": "POST"})
+    with urllib.request.urlopen(preflight, timeout=30) as response:
+        assert response.status == 204 and response.headers["Access-Control-Allow-Origin"] == "*"
+        assert "POST" in response.headers["Access-Control-Allow-Methods"]
+        assert "Content-Type" in response.headers["Access-Control-Allow-Headers"]
+    with urllib.request.urlopen(url + "/v1/models/chatbot", timeout=30) as response:
+        assert response.headers["Access-Control-Allow-Origin"] == "*"
+    status, _ = post(url, b'{"instances": [')  # Errors carry it too, so a page can read the message.
+    assert status == 400
+    for path, kind in (("/", "text/html"), ("/chat.js", "text/javascript"), ("/chat.css", "text/css")):
+        with urllib.request.urlopen(url + path, timeout=30) as response:
+            assert response.status == 200 and response.headers["Content-Type"].startswith(kind), path
+            body = response.read().decode("utf-8")
+        # Nothing fetched from elsewhere (no CDN, no web font): the page works offline.
+        assert not re.search(r"""(src|href)=["']?(https?:)?//|url\(\s*["']?(https?:)?//|@import""", body), path
 
 
 def chat_body(**override):
     inputs = {"history": [["안녕"]], "strategy": "greedy", "temperature": 1.0, "top_k": 0, "top_p": 1.0,
-              "max_length": 24, "seed": 0, **override}
+              "max_length": 24, "seed": 0, "retrieval": True, **override}
     return json.dumps({"signature_name": "chat", "inputs": inputs}).encode()
 
 
@@ -110,6 +118,7 @@ BAD_REST = [
     ("extra input", b'{"inputs": {"text": ["a"], "mood": ["b"]}}', "/v1/models/chatbot:predict", 400, "unknown input(s) ['mood']"),
     ("wrong dtype", b'{"instances": [1, 2]}', "/v1/models/chatbot:predict", 400, "must be string"),
     ("wrong control dtype", chat_body(top_k="many"), "/v1/models/chatbot:predict", 400, "'top_k' must be int32"),
+    ("retrieval not a bool", chat_body(retrieval=1), "/v1/models/chatbot:predict", 400, "'retrieval' must be bool"),
     ("bad control value", chat_body(strategy="nucleus"), "/v1/models/chatbot:predict", 400, "strategy must be one of"),
     ("1 MB text", json.dumps({"instances": ["가" * 1_000_000]}).encode(), "/v1/models/chatbot:predict", 400,
      "exceeds this server's limit"),

@@ -55,6 +55,19 @@ def test_run_directory_contents(real_run):
     assert report["train_examples"] + report["validation_examples"] == 11023 - 73
 
 
+def test_the_retrieval_index_holds_the_training_split_only(real_run):
+    from data_pipeline.examples import load_examples
+    from model.retrieval import INDEX_FILE, RetrievalIndex
+
+    run_dir, metrics = real_run
+    index = RetrievalIndex.load(run_dir / INDEX_FILE)
+    train = load_examples(run_dir / "data" / "train.jsonl")
+    assert set(index.keys) == {e.context for e in train}
+    assert index.size == len({(e.context, e.response) for e in train}) == metrics["retrieval_index"]["entries"]
+    held_out_only = {e.context for e in load_examples(run_dir / "data" / "validation.jsonl")} - set(index.keys)
+    assert len(held_out_only) > 900  # Validation questions are not in it (a few also occur in training).
+
+
 def test_tensorboard_events(real_run):
     run_dir, metrics = real_run
     train_tags, validation_tags = event_tags(run_dir / "logs" / "train"), event_tags(run_dir / "logs" / "validation")

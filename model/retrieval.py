@@ -1,0 +1,188 @@
+"""Retrieval over the training examples: what the encoder saw -> the response it was taught.
+
+An index maps each distinct training example's *key* (persona and context, the text
+the encoder sees, see `key_texts`) to its response. Keys are compared by the cosine of
+TF-IDF-weighted character 1-3-grams, hashed into `buckets` feature ids: the
+lookup that answers with the training answer of the most similar training question.
+
+Everything at query time is core TensorFlow (`UnicodeSplit`, `StringNGrams`,
+`StringToHashBucketFast`, `RaggedGather`, `UnsortedSegmentSum`, `TopKV2`, `GatherV2`),
+so the index lives inside the exported SavedModel as variables and TF Serving runs it
+with XLA disabled. The matrix is stored by feature (compressed sparse columns, the
+"postings" of an inverted index): a query reads only the postings of its own n-grams,
+so its cost grows with how many keys share its n-grams, not with the whole index.
+
+    index = RetrievalIndex.build(examples)        # from the training split only
+    index.save(run_files.retrieval_index)         # the run's retrieval_index.npz
+    similarities, rows = index.search(keys, k)    # [B, k] cosine, [B, k] example rows
+    responses = index.responses_of(rows)          # [B, k] strings
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+
+NGRAM_WIDTHS = (1, 2, 3)
+BUCKETS = 2**18  # Hashed n-gram ids; ChatbotData's keys hold ~70k distinct 1-3-grams.
+
+
+def key_texts(personas: tf.Tensor, contexts: tf.Tensor) -> tf.Tensor:
+    """[B] personas ("" for none) and [B] contexts -> [B] keys: what the encoder sees, as text."""
+    joined = tf.strings.join([personas, contexts], separator=" [PERSONA] ")
+    return tf.where(tf.strings.length(personas) > 0, joined, contexts)
+
+
+def ngram_ids(texts: tf.Tensor, buckets: int = BUCKETS) -> tf.RaggedTensor:
+    """[B] strings -> ragged [B, None] int64 hashed character 1-3-grams (spaces at both ends)."""
+    characters = tf.strings.unicode_split(tf.strings.join([" ", texts, " "]), "UTF-8")
+    grams = tf.strings.ngrams(characters, ngram_width=list(NGRAM_WIDTHS), separator="")
+    return tf.strings.to_hash_bucket_fast(grams, buckets)
+
+
+def _tfidf_rows(ids: list[np.ndarray], idf: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Per key: (distinct feature ids, L2-normalised count * idf)."""
+    rows = []
+    for key_ids in ids:
+        features, counts = np.unique(key_ids, return_counts=True)
+        weights = counts * idf[features]
+        rows.append((features, (weights / max(np.linalg.norm(weights), 1e-12)).astype(np.float32)))
+    return rows
+
+
+class RetrievalIndex(tf.Module):
+    """TF-IDF character n-gram index of (key, response) pairs, searchable in a graph.
+
+    Args:
+        keys, responses: the distinct training pairs, in index order (row i).
+        idf: [buckets] inverse document frequency (smoothed, as scikit-learn's).
+        postings_splits: [buckets + 1] int64; postings of feature f are
+            `postings_rows[splits[f]:splits[f + 1]]` with `postings_values` there.
+    """
+
+    def __init__(self, keys, responses, idf, postings_splits, postings_rows, postings_values):
+        super().__init__(name="retrieval_index")
+        self.keys = list(keys)
+        self.size = len(self.keys)
+        self.buckets = int(len(idf))
+        self.responses = tf.Variable(tf.constant(list(responses), tf.string), trainable=False, name="responses")
+        self.idf = tf.Variable(np.asarray(idf, np.float32), trainable=False, name="idf")
+        self.postings_splits = tf.Variable(np.asarray(postings_splits, np.int64), trainable=False, name="splits")
+        self.postings_rows = tf.Variable(np.asarray(postings_rows, np.int32), trainable=False, name="rows")
+        self.postings_values = tf.Variable(np.asarray(postings_values, np.float32), trainable=False, name="values")
+
+    # -- building ------------------------------------------------------------
+    @classmethod
+    def build(cls, examples, buckets: int = BUCKETS, max_key_share: float = 1.0) -> "RetrievalIndex":
+        """From training examples (`data_pipeline.examples.Example`); duplicates are kept once.
+
+        `max_key_share` < 1 leaves out the postings of n-grams found in more than that
+        share of keys (" ", "요", "."): they weigh little, and reading them is most of a
+        query's cost. Norms still count them, so similarities stay cosines of the full vectors
+        minus those terms' (small) part of the dot product.
+        """
+        pairs = list(dict.fromkeys(
+            (e.persona + " [PERSONA] " + e.context if e.persona else e.context, e.response) for e in examples
+        ))
+        if not pairs:
+            raise ValueError("cannot build a retrieval index from no examples")
+        keys, responses = [k for k, _ in pairs], [r for _, r in pairs]
+        ids = []
+        for start in range(0, len(keys), 4096):
+            ids += [row.astype(np.int64) for row in ngram_ids(tf.constant(keys[start:start + 4096]), buckets).numpy()]
+        document_frequency = np.zeros(buckets, np.int64)
+        for key_ids in ids:
+            document_frequency[np.unique(key_ids)] += 1
+        idf = (np.log((1 + len(keys)) / (1 + document_frequency)) + 1).astype(np.float32)
+        rows = _tfidf_rows(ids, idf)
+        features = np.concatenate([f for f, _ in rows])
+        row_ids = np.concatenate([np.full(len(f), i, np.int32) for i, (f, _) in enumerate(rows)])
+        values = np.concatenate([v for _, v in rows])
+        common = np.flatnonzero(document_frequency > max_key_share * len(keys))
+        kept = ~np.isin(features, common)
+        features, row_ids, values = features[kept], row_ids[kept], values[kept]
+        order = np.argsort(features, kind="stable")  # By feature, then row: compressed sparse columns.
+        splits = np.zeros(buckets + 1, np.int64)
+        np.cumsum(np.bincount(features, minlength=buckets), out=splits[1:])
+        return cls(keys, responses, idf, splits, row_ids[order], values[order])
+
+    def save(self, path: str | Path) -> None:
+        np.savez_compressed(
+            path, keys=np.array(self.keys, dtype=str), responses=np.array([r.decode("utf-8") for r in self.responses.numpy()], dtype=str),
+            idf=self.idf.numpy(), postings_splits=self.postings_splits.numpy(),
+            postings_rows=self.postings_rows.numpy(), postings_values=self.postings_values.numpy(),
+        )
+
+    @classmethod
+    def load(cls, path: str | Path) -> "RetrievalIndex":
+        with np.load(path, allow_pickle=False) as saved:
+            return cls(saved["keys"].tolist(), saved["responses"].tolist(), saved["idf"], saved["postings_splits"],
+                       saved["postings_rows"], saved["postings_values"])
+
+    def nbytes(self) -> int:
+        """Bytes the index holds in memory (variables; the key texts are kept in Python only)."""
+        variables = (self.idf, self.postings_splits, self.postings_rows, self.postings_values)
+        return int(sum(v.numpy().nbytes for v in variables) + sum(len(r) for r in self.responses.numpy()))
+
+    # -- searching (graph-safe) -------------------------------------------------
+    def similarities(self, keys: tf.Tensor) -> tf.Tensor:
+        """[B] key texts -> [B, N] cosine similarity to every indexed key."""
+        ids = ngram_ids(keys, self.buckets)
+        batch = tf.shape(ids.row_lengths())[0]
+        flat_ids, query_rows = ids.flat_values, tf.cast(ids.value_rowids(), tf.int32)
+        idf = tf.gather(self.idf, flat_ids)
+        # The query's own norm: sum over its distinct n-grams of (count * idf)^2.
+        pair = tf.cast(query_rows, tf.int64) * self.buckets + flat_ids
+        distinct, position = tf.unique(pair)
+        counts = tf.math.unsorted_segment_sum(tf.ones_like(idf), position, tf.shape(distinct)[0])
+        distinct_idf = tf.math.unsorted_segment_max(idf, position, tf.shape(distinct)[0])
+        distinct_rows = tf.cast(distinct // self.buckets, tf.int32)
+        norms = tf.sqrt(tf.math.unsorted_segment_sum(tf.square(counts * distinct_idf), distinct_rows, batch))
+        weights = idf / tf.maximum(tf.gather(norms, query_rows), 1e-12)  # One term per occurrence.
+        # Each query n-gram adds weight * value to the rows in its postings.
+        starts = tf.gather(self.postings_splits, flat_ids)
+        hits = tf.ragged.range(starts, tf.gather(self.postings_splits, flat_ids + 1))  # [M, None] positions.
+        hit_query = tf.gather(query_rows, hits.value_rowids())
+        hit_rows = tf.gather(self.postings_rows, hits.flat_values)
+        contributions = tf.gather(weights, hits.value_rowids()) * tf.gather(self.postings_values, hits.flat_values)
+        segments = hit_query * self.size + hit_rows
+        scores = tf.math.unsorted_segment_sum(contributions, segments, batch * self.size)
+        return tf.reshape(scores, [batch, self.size])
+
+    def search(self, keys: tf.Tensor, k: int) -> tuple[tf.Tensor, tf.Tensor]:
+        """[B] key texts -> ([B, k] cosine similarities, [B, k] int32 rows), most similar first."""
+        return tf.math.top_k(self.similarities(keys), k=min(k, self.size), sorted=True)
+
+    def responses_of(self, rows: tf.Tensor) -> tf.Tensor:
+        return tf.gather(self.responses, rows)
+
+
+INDEX_FILE = "retrieval_index.npz"  # In a run directory, beside model.keras.
+
+
+def run_index(run_dir: str | Path, max_key_share: float = 1.0) -> RetrievalIndex:
+    """The run's index: `<run_dir>/retrieval_index.npz`, built from its training split the first time.
+
+    Runs trained before retrieval existed get theirs from `data/train.jsonl`, the
+    split they trained on, so no validation example is ever indexed
+    (`max_key_share`: see `RetrievalIndex.build`; the run's `retrieval.max_key_share`).
+    """
+    from data_pipeline.examples import load_examples
+
+    path = Path(run_dir) / INDEX_FILE
+    if path.exists():
+        return RetrievalIndex.load(path)
+    train_split = Path(run_dir) / "data" / "train.jsonl"
+    if not train_split.exists():
+        raise FileNotFoundError(f"{run_dir} has no {INDEX_FILE} and no data/train.jsonl to build it from")
+    index = RetrievalIndex.build(load_examples(train_split), max_key_share=max_key_share)
+    save_atomically(index, path)
+    return index
+
+
+def save_atomically(index: RetrievalIndex, path: Path) -> None:
+    tmp = path.with_name(path.name + ".tmp.npz")
+    index.save(tmp)
+    tmp.replace(path)

@@ -1,0 +1,104 @@
+"""model/retrieval.py: the TF-IDF character n-gram index, checked against a plain-Python cosine."""
+
+import math
+from collections import Counter
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from data_pipeline.examples import Example
+from model.retrieval import INDEX_FILE, RetrievalIndex, key_texts, run_index
+
+PAIRS = [
+    ("배고파", "뭐라도 드세요."), ("배고픈데 뭐 먹을까?", "맛있는 거 드세요."), ("오늘 너무 피곤해", "푹 쉬세요."),
+    ("피곤해서 잠이 와", "일찍 주무세요."), ("헤어졌어", "많이 힘들겠어요."), ("주말에 뭐 하지?", "저랑 놀아요."),
+    ("배고파", "뭐라도 드세요."),  # A duplicate pair: indexed once.
+]
+EXAMPLES = [Example(q, a) for q, a in PAIRS]
+
+
+def grams(text: str) -> Counter:
+    padded = f" {text} "
+    return Counter(padded[i:i + n] for n in (1, 2, 3) for i in range(len(padded) - n + 1))
+
+
+def python_cosines(keys: list[str], query: str) -> np.ndarray:
+    """scikit-learn's TfidfVectorizer(analyzer="char", ngram_range=(1, 3)) on padded text, by hand."""
+    counts = [grams(k) for k in keys]
+    df = Counter(g for c in counts for g in c)
+    idf = lambda g: math.log((1 + len(keys)) / (1 + df.get(g, 0))) + 1  # noqa: E731
+
+    def vector(c):
+        v = {g: n * idf(g) for g, n in c.items()}
+        norm = math.sqrt(sum(x * x for x in v.values()))
+        return {g: x / norm for g, x in v.items()}
+
+    q = vector(grams(query))
+    return np.array([sum(w * vector(c).get(g, 0.0) for g, w in q.items()) for c in counts])
+
+
+@pytest.fixture(scope="module")
+def index():
+    return RetrievalIndex.build(EXAMPLES)
+
+
+def test_duplicates_are_indexed_once_in_order(index):
+    assert index.size == 6 and index.keys[0] == "배고파" and index.keys[-1] == "주말에 뭐 하지?"
+
+
+def test_similarities_equal_a_plain_python_tfidf_cosine(index):
+    queries = ["배고파 죽겠어", "너무 피곤해", "완전히 다른 말", "헤어졌어"]
+    got = index.similarities(tf.constant(queries)).numpy()
+    for row, query in zip(got, queries):
+        np.testing.assert_allclose(row, python_cosines(index.keys, query), atol=1e-5)
+
+
+def test_search_ranks_and_returns_responses(index):
+    similarity, rows = index.search(tf.constant(["헤어졌어", "오늘 피곤해"]), 3)
+    assert similarity.shape == (2, 3) and np.all(np.diff(similarity.numpy(), axis=1) <= 0)
+    assert similarity.numpy()[0, 0] == pytest.approx(1.0, abs=1e-5)  # The key itself.
+    responses = [r.decode() for r in index.responses_of(rows[:, 0]).numpy()]
+    assert responses == ["많이 힘들겠어요.", "푹 쉬세요."]
+    assert index.search(tf.constant(["배고파"]), 50)[0].shape == (1, 6)  # k is capped to the index size.
+
+
+def test_search_runs_in_a_graph_of_core_ops(index):
+    search = tf.function(lambda k: index.search(k, 2), input_signature=[tf.TensorSpec([None], tf.string)])
+    graph = search.get_concrete_function().graph
+    ops = {op.type for op in graph.get_operations()}
+    assert not [op for op in ops if op.startswith("Xla") or "PyFunc" in op]
+    assert {"StringNGrams", "StringToHashBucketFast", "TopKV2"} <= ops
+    eager = index.search(tf.constant(["배고파", "헤어졌어"]), 2)
+    np.testing.assert_array_equal(search(tf.constant(["배고파", "헤어졌어"]))[1], eager[1])
+
+
+def test_keys_are_what_the_encoder_sees():
+    keys = key_texts(tf.constant(["", "나는 개를 키워."]), tf.constant(["안녕", "[USER] 안녕 [SEP] 뭐 해?"]))
+    assert [k.decode() for k in keys.numpy()] == ["안녕", "나는 개를 키워. [PERSONA] [USER] 안녕 [SEP] 뭐 해?"]
+    persona_index = RetrievalIndex.build([Example("뭐 해?", "쉬어.", persona="나는 개를 키워.")])
+    assert persona_index.keys == ["나는 개를 키워. [PERSONA] 뭐 해?"]
+
+
+def test_save_load_round_trip_and_run_index(index, tmp_path):
+    index.save(tmp_path / "index.npz")
+    loaded = RetrievalIndex.load(tmp_path / "index.npz")
+    assert loaded.keys == index.keys and loaded.nbytes() == index.nbytes()
+    np.testing.assert_array_equal(loaded.similarities(tf.constant(["배고파"])), index.similarities(tf.constant(["배고파"])))
+    # A run trained before retrieval existed gets its index from its own training split, once.
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "train.jsonl").write_text('{"context": "안녕", "response": "반가워요."}\n', encoding="utf-8")
+    assert run_index(tmp_path).keys == ["안녕"] and (tmp_path / INDEX_FILE).exists()
+
+
+def test_an_empty_index_is_refused():
+    with pytest.raises(ValueError, match="no examples"):
+        RetrievalIndex.build([])
+
+
+def test_leaving_out_common_ngrams_keeps_the_ranking(index):
+    pruned = RetrievalIndex.build(EXAMPLES, max_key_share=0.5)  # " " and "요" etc. are in every key.
+    assert pruned.postings_rows.shape[0] < index.postings_rows.shape[0]
+    queries = tf.constant(["배고파 죽겠어", "너무 피곤해", "헤어졌어", "주말에 뭐 할까"])
+    np.testing.assert_array_equal(pruned.search(queries, 1)[1], index.search(queries, 1)[1])
+    assert np.all(pruned.similarities(queries).numpy() <= index.similarities(queries).numpy() + 1e-6)
