@@ -2,8 +2,9 @@
 
 `RunReplies` wraps a trained run in `serving.signatures.ServingFunctions`, the code
 the SavedModel's `serving_default` and `chat` signatures run, compiled here with
-`tf.function`. `chat.py`, `evaluate.py` and the benchmarks reply through it, so the
-same controls and seed give the same reply in process and from a server. The
+`tf.function`. `chat.py` and `evaluate.py` reply through it (the latency benchmark
+times the export itself), so the same controls and seed give the same reply in
+process and from a server. The
 decoding controls travel as tensors, as a request's do; the three fixed when a model
 is exported (beam width, length penalty, no-repeat n-gram size) select a set of
 functions built for them.

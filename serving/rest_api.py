@@ -159,6 +159,13 @@ def make_handler(server: ModelServer):
         def do_OPTIONS(self):  # The CORS preflight of a page on another origin.
             self._send(204, b"", None)
 
+        def _method_not_allowed(self):
+            body = {"error": f"{self.command} is not allowed on {self.path.split('?', 1)[0]}; use GET or POST"}
+            self.close_connection = True  # Whatever body it sent is not read.
+            self._send(405, json.dumps(body).encode("utf-8"), "application/json")
+
+        do_PUT = do_DELETE = do_PATCH = _method_not_allowed
+
         def do_POST(self):
             self._answer(self._post)
 

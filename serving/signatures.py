@@ -1,6 +1,6 @@
 """The exported model's graph functions: text in, reply out, everything in between in the graph.
 
-Three signatures:
+Four signatures:
 
     serving_default(text [B] string) -> {"reply": [B] string}
         the hybrid reply (greedy generation and retrieval, `model/hybrid.py`) with the
@@ -201,6 +201,8 @@ class ServingFunctions:
         matches = tf.equal(tf.constant(STRATEGIES), strategy)
         checks = [
             tf.debugging.assert_equal(tf.reduce_any(matches), True, message=f"strategy must be one of {STRATEGIES}"),
+            tf.debugging.assert_equal(tf.math.is_finite(temperature), True, message="temperature must be finite"),
+            tf.debugging.assert_equal(tf.math.is_finite(top_p), True, message="top_p must be finite"),
             tf.debugging.assert_positive(temperature, message="temperature must be > 0"),
             tf.debugging.assert_non_negative(top_k, message="top_k must be >= 0 (0: no limit)"),
             tf.debugging.assert_positive(top_p, message="top_p must be in (0, 1]"),

@@ -119,6 +119,8 @@ BAD_REST = [
     ("wrong dtype", b'{"instances": [1, 2]}', "/v1/models/chatbot:predict", 400, "must be string"),
     ("wrong control dtype", chat_body(top_k="many"), "/v1/models/chatbot:predict", 400, "'top_k' must be int32"),
     ("retrieval not a bool", chat_body(retrieval=1), "/v1/models/chatbot:predict", 400, "'retrieval' must be bool"),
+    ("infinite temperature", chat_body().replace(b'"temperature": 1.0', b'"temperature": 1e400'),
+     "/v1/models/chatbot:predict", 400, "temperature must be finite"),
     ("bad control value", chat_body(strategy="nucleus"), "/v1/models/chatbot:predict", 400, "strategy must be one of"),
     ("1 MB text", json.dumps({"instances": ["가" * 1_000_000]}).encode(), "/v1/models/chatbot:predict", 400,
      "exceeds this server's limit"),
@@ -130,6 +132,15 @@ BAD_REST = [
      "at most 256 per request"),
     ("unknown URL", b"{}", "/v2/whatever", 404, "Malformed request"),
 ]
+
+
+@pytest.mark.parametrize("method", ["PUT", "DELETE"])
+def test_other_methods_get_a_json_405(server, rest, method):
+    request = urllib.request.Request(server[1] + "/v1/models/chatbot:predict", data=b"{}", method=method)
+    with pytest.raises(urllib.error.HTTPError) as caught:
+        urllib.request.urlopen(request, timeout=30)
+    assert caught.value.code == 405 and "use GET or POST" in json.loads(caught.value.read())["error"]
+    assert rest.reply(["안녕"])  # Still serving.
 
 
 @pytest.mark.parametrize("name, body, path, status, message", BAD_REST, ids=[case[0] for case in BAD_REST])
