@@ -22,7 +22,7 @@ def test_example_character_loads():
 
 def test_the_greeting_defaults_to_the_first_identity_answer(tmp_path):
     path = tmp_path / "c.yaml"
-    path.write_text("name: n\npersona: [a]\nidentity: [{q: 누구?, a: 저는 n이에요.}]\n", encoding="utf-8")
+    path.write_text('name: n\npersona: [a]\nidentity: [{q: "누구야?", a: "저는 n이에요."}]\n', encoding="utf-8")
     assert load_character(path).greeting == "저는 n이에요."
 
 
