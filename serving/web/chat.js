@@ -83,7 +83,7 @@
     }
     state.sending = true;
     $("send").disabled = true;
-    setStatus(`${state.title}이(가) 답장을 쓰는 중…`);
+    setStatus(`${state.title}: 답장을 쓰는 중…`);
     const bubble = addBubble("user", text);
     input.value = "";
     const history = [...state.history, text].slice(-MAX_TURNS);
