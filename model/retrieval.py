@@ -13,7 +13,7 @@ with XLA disabled. The matrix is stored by feature (compressed sparse columns, t
 so its cost grows with how many keys share its n-grams, not with the whole index.
 
     index = RetrievalIndex.build(examples)        # from the training split only
-    index.save(run_files.retrieval_index)         # the run's retrieval_index.npz
+    index.save(run_dir / INDEX_FILE)              # the run's retrieval_index.npz
     similarities, rows = index.search(keys, k)    # [B, k] cosine, [B, k] example rows
     responses = index.responses_of(rows)          # [B, k] strings
 """
