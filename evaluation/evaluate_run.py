@@ -124,7 +124,8 @@ def evaluate_run(run_dir: str | Path, data_path: str | None = None, strategies: 
     examples, source = held_out_examples(run, data_path, limit, only_source)
     likelihood = likelihood_scores(run.model, run.tokenizer, examples, run.config.data, batch_size)
     evaluation = Evaluation(run.run_dir, source, examples, likelihood, run=run)
-    replies = RunReplies(run, retrieval=True if RETRIEVAL in strategies or "hybrid" in strategies else None)
+    needs_index = any(name == RETRIEVAL or name.startswith("hybrid") for name in strategies)
+    replies = RunReplies(run, retrieval=True if needs_index else None)
     contexts, references = [e.context for e in examples], [e.response for e in examples]
     personas = [e.persona for e in examples]
     for name in strategies:
