@@ -65,17 +65,13 @@ def main(argv=None) -> int:
     from model.generation import DecodingSettings
     from serving.client import ServingError
 
-    try:
-        settings = DecodingSettings(
-            strategy=args.strategy, max_reply_length=args.max_reply_length, num_beams=args.num_beams,
-            length_penalty=args.length_penalty, temperature=args.temperature, top_k=args.top_k,
-            top_p=args.top_p, no_repeat_ngram_size=args.no_repeat_ngram_size, seed=args.seed,
-            retrieval=not args.no_retrieval,
-        )
-        session = ChatSession(replier(args), settings)
-    except (ValueError, FileNotFoundError) as error:
-        print(f"chat.py: {error}", file=sys.stderr)
-        return 2
+    settings = DecodingSettings(
+        strategy=args.strategy, max_reply_length=args.max_reply_length, num_beams=args.num_beams,
+        length_penalty=args.length_penalty, temperature=args.temperature, top_k=args.top_k,
+        top_p=args.top_p, no_repeat_ngram_size=args.no_repeat_ngram_size, seed=args.seed,
+        retrieval=not args.no_retrieval,
+    )
+    session = ChatSession(replier(args), settings)
     interactive = sys.stdin.isatty()
     if interactive:
         import readline  # noqa: F401  (line editing and history for input())
@@ -102,4 +98,6 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from errors import run_command
+
+    sys.exit(run_command("chat.py", main))

@@ -7,8 +7,10 @@ A run's configuration is built in three layers, each overriding the last:
 3. command-line overrides, either dedicated flags (`--epochs 5`) or dotted
    keys (`--set model.num_layers=4 train.label_smoothing=0.0`).
 
-The resolved configuration is written to `<run_dir>/config.yaml`, so every run
-records exactly what produced it.
+Every section checks its values when it is built (`__post_init__`), so a bad value
+fails as one `ConfigError` naming the key, the value and what is allowed, before any
+file is written. The resolved configuration is written to `<run_dir>/config.yaml`, so
+every run records exactly what produced it.
 """
 
 from __future__ import annotations
@@ -21,12 +23,27 @@ from pathlib import Path
 
 import yaml
 
+from errors import ConfigError
+
 # Ids 0-4 are fixed; [PERSONA] ends the persona sentences, [USER]/[BOT] mark earlier
 # turns (see data_pipeline/context.py). Vocabularies made before these three existed
 # still load (`data_pipeline/vocab.py`).
 RESERVED_TOKENS = ("[PAD]", "[UNK]", "[START]", "[END]", "[SEP]", "[PERSONA]", "[USER]", "[BOT]")
 CORE_RESERVED_TOKENS = RESERVED_TOKENS[:5]
 PAD_ID, UNK_ID, START_ID, END_ID, SEP_ID, PERSONA_ID, USER_ID, BOT_ID = range(len(RESERVED_TOKENS))
+MONITORS = ("val_perplexity", "val_loss")
+DISTRIBUTION_STRATEGIES = ("default", "mirrored", "multi_worker")  # model/distribution.py
+PRECISIONS = ("auto", "none", "mixed_bfloat16", "mixed_float16")  # model/precision.py
+
+
+def require(ok: bool, key: str, value, allowed: str) -> None:
+    """Raise `ConfigError` "key=value: allowed" unless `ok` (NaN fails every range check)."""
+    if not ok:
+        raise ConfigError(f"{key}={value!r} is not allowed: {allowed}")
+
+
+def _in_unit_interval(x, upper_open: bool = True) -> bool:
+    return 0.0 <= x < 1.0 if upper_open else 0.0 <= x <= 1.0
 
 
 @dataclass
@@ -49,6 +66,17 @@ class DataConfig:
     context_turns: int = 3  # Earlier turns the encoder sees before the question (0: the question alone).
     max_persona_length: int = 48  # Persona tokens kept (the first ones), [PERSONA] included.
 
+    def __post_init__(self):
+        require(all(isinstance(s, str) and s.strip() for s in self.sources), "data.sources", self.sources,
+                "a list of FILE or FILE@WEIGHT entries")
+        require(0.0 < self.validation_fraction < 1.0, "data.validation_fraction", self.validation_fraction,
+                "a share in (0, 1)")
+        require(self.vocab_size >= 2 * len(RESERVED_TOKENS), "data.vocab_size", self.vocab_size,
+                f">= {2 * len(RESERVED_TOKENS)} (the {len(RESERVED_TOKENS)} reserved tokens and some pieces)")
+        require(self.max_length >= 4, "data.max_length", self.max_length, ">= 4 tokens ([START], [END] included)")
+        require(self.context_turns >= 0, "data.context_turns", self.context_turns, ">= 0 (0: the question alone)")
+        require(self.max_persona_length >= 0, "data.max_persona_length", self.max_persona_length, ">= 0")
+
 
 @dataclass
 class ModelConfig:
@@ -60,6 +88,13 @@ class ModelConfig:
     intermediate_dim: int = 256  # Feed-forward width.
     dropout: float = 0.1
     normalize_first: bool = True  # Pre-LN layers (False: post-LN, as in the original paper).
+
+    def __post_init__(self):
+        for key in ("num_layers", "hidden_dim", "num_heads", "intermediate_dim"):
+            require(getattr(self, key) >= 1, f"model.{key}", getattr(self, key), ">= 1")
+        require(self.hidden_dim % self.num_heads == 0, "model.hidden_dim", self.hidden_dim,
+                f"a multiple of model.num_heads ({self.num_heads})")
+        require(_in_unit_interval(self.dropout), "model.dropout", self.dropout, "a rate in [0, 1)")
 
 
 @dataclass
@@ -104,6 +139,25 @@ class TrainConfig:
         ]
     )
 
+    def __post_init__(self):
+        for key in ("epochs", "batch_size", "warmup_steps", "shuffle_buffer"):
+            require(getattr(self, key) >= 1, f"train.{key}", getattr(self, key), ">= 1")
+        require(self.learning_rate_scale > 0 and self.learning_rate_scale != float("inf"), "train.learning_rate_scale",
+                self.learning_rate_scale, "a finite number > 0")
+        for key in ("label_smoothing", "word_dropout", "ema_momentum"):
+            require(_in_unit_interval(getattr(self, key)), f"train.{key}", getattr(self, key), "in [0, 1)")
+        require(0.0 <= self.weight_decay < float("inf"), "train.weight_decay", self.weight_decay, ">= 0 (0: Adam)")
+        require(_in_unit_interval(self.cooldown_fraction, upper_open=False), "train.cooldown_fraction",
+                self.cooldown_fraction, "a share of the epochs in [0, 1] (0: off)")
+        require(self.early_stopping_patience >= 0, "train.early_stopping_patience", self.early_stopping_patience, ">= 0")
+        require(self.monitor in MONITORS, "train.monitor", self.monitor, f"one of {', '.join(MONITORS)}")
+        require(self.strategy in DISTRIBUTION_STRATEGIES, "train.strategy", self.strategy,
+                f"one of {', '.join(DISTRIBUTION_STRATEGIES)}")
+        require(self.mixed_precision in PRECISIONS, "train.mixed_precision", self.mixed_precision,
+                f"one of {', '.join(PRECISIONS)}")
+        require(all(isinstance(q, str) for q in self.sample_questions), "train.sample_questions",
+                self.sample_questions, "a list of texts")
+
 
 @dataclass
 class ExportConfig:
@@ -119,6 +173,15 @@ class ExportConfig:
     num_beams: int = 4
     length_penalty: float = 0.6  # GNMT alpha for beam search.
     no_repeat_ngram_size: int = 3  # Every strategy; 0 turns it off.
+
+    def __post_init__(self):
+        require(bool(self.name) and "/" not in self.name and self.name.strip() == self.name, "export.name", self.name,
+                "a model name without '/' or surrounding spaces")
+        require(self.max_reply_length >= 1, "export.max_reply_length", self.max_reply_length, ">= 1")
+        require(self.num_beams >= 1, "export.num_beams", self.num_beams, ">= 1")
+        require(0.0 <= self.length_penalty < float("inf"), "export.length_penalty", self.length_penalty, ">= 0")
+        require(self.no_repeat_ngram_size >= 0, "export.no_repeat_ngram_size", self.no_repeat_ngram_size,
+                ">= 0 (0: off)")
 
 
 @dataclass
@@ -146,12 +209,12 @@ class RetrievalConfig:
     generation_bonus: float = 3.0
 
     def __post_init__(self):
-        if not 0.0 <= self.threshold <= 1.0:
-            raise ValueError(f"retrieval.threshold must be in [0, 1] (a cosine similarity), got {self.threshold}")
-        if not 0.0 < self.max_key_share <= 1.0:
-            raise ValueError(f"retrieval.max_key_share must be in (0, 1], got {self.max_key_share}")
-        if self.rerank_top_k < 0:
-            raise ValueError(f"retrieval.rerank_top_k must be >= 0 (0: the threshold design), got {self.rerank_top_k}")
+        require(0.0 <= self.threshold <= 1.0, "retrieval.threshold", self.threshold, "in [0, 1] (a cosine similarity)")
+        require(0.0 < self.max_key_share <= 1.0, "retrieval.max_key_share", self.max_key_share, "in (0, 1]")
+        require(self.rerank_top_k >= 0, "retrieval.rerank_top_k", self.rerank_top_k, ">= 0 (0: the threshold design)")
+        for key in ("similarity_weight", "generation_bonus"):
+            value = getattr(self, key)
+            require(abs(value) < float("inf"), f"retrieval.{key}", value, "a finite number")
 
 
 @dataclass
@@ -164,6 +227,9 @@ class Config:
     train: TrainConfig = field(default_factory=TrainConfig)
     export: ExportConfig = field(default_factory=ExportConfig)
     retrieval: RetrievalConfig = field(default_factory=RetrievalConfig)
+
+    def __post_init__(self):
+        require(self.preset in PRESETS, "preset", self.preset, f"one of {', '.join(PRESETS)}")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -205,11 +271,11 @@ def _merge(instance, overrides: dict, where: str = ""):
     for key, value in overrides.items():
         name = f"{where}{key}"
         if key not in known:
-            raise KeyError(f"unknown config key {name!r}; known keys: {sorted(known)}")
+            raise ConfigError(f"unknown config key {name!r}; known keys here: {', '.join(sorted(known))}")
         current = getattr(instance, key)
         if dataclasses.is_dataclass(current):
             if not isinstance(value, dict):
-                raise TypeError(f"config key {name!r} is a section; give a mapping")
+                raise ConfigError(f"config key {name!r} is a section; give a mapping")
             changes[key] = _merge(current, value, where=f"{name}.")
         else:
             changes[key] = _coerce(value, hints[key], name)
@@ -232,7 +298,7 @@ def _coerce(value, hint, name: str):
     if target is str:
         return str(value)
     if not isinstance(parsed, target) or (target is int and isinstance(parsed, bool)):
-        raise TypeError(f"config key {name!r} expects {target.__name__}, got {value!r}")
+        raise ConfigError(f"config key {name!r} expects {target.__name__}, got {value!r}")
     return parsed
 
 
@@ -241,7 +307,7 @@ def dotted_to_nested(assignments: list[str]) -> dict:
     nested: dict = {}
     for item in assignments:
         if "=" not in item:
-            raise ValueError(f"override {item!r} must look like section.key=value")
+            raise ConfigError(f"override {item!r} must look like section.key=value")
         key, value = item.split("=", 1)
         node = nested
         *parents, leaf = key.strip().split(".")
@@ -258,10 +324,10 @@ def build_config(
 ) -> Config:
     """Preset, then YAML file, then overrides (nested dict)."""
     if preset not in PRESETS:
-        raise KeyError(f"unknown preset {preset!r}; choose one of {sorted(PRESETS)}")
+        raise ConfigError(f"unknown preset {preset!r}; choose one of {', '.join(sorted(PRESETS))}")
     config = _merge(Config(preset=preset), PRESETS[preset])
     if yaml_path is not None:
-        loaded = yaml.safe_load(Path(yaml_path).read_text(encoding="utf-8")) or {}
+        loaded = _read_yaml(yaml_path)
         loaded.pop("preset", None)
         config = _merge(config, _migrate(loaded))
     if overrides:
@@ -269,9 +335,21 @@ def build_config(
     return config
 
 
+def _read_yaml(path: str | Path) -> dict:
+    try:
+        loaded = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    except OSError as error:
+        raise ConfigError(f"{path}: cannot read the configuration file: {error.strerror or error}") from error
+    except (yaml.YAMLError, UnicodeDecodeError) as error:
+        raise ConfigError(f"{path}: not valid YAML: {str(error).splitlines()[0]}") from error
+    if not isinstance(loaded, dict):
+        raise ConfigError(f"{path}: expected a mapping of sections (data, model, train, ...), got {type(loaded).__name__}")
+    return loaded
+
+
 def load_config(path: str | Path) -> Config:
     """Read a `config.yaml` written by `Config.save`."""
-    loaded = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    loaded = _read_yaml(path)
     preset = loaded.pop("preset", "seed")
     train = loaded.get("train")
     if isinstance(train, dict):  # Saved before these keys existed: the run was trained without them.

@@ -26,6 +26,8 @@ import os
 import sys
 from pathlib import Path
 
+from errors import UserError, run_command
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
@@ -52,7 +54,7 @@ def read_probes(path: str | None) -> list[str]:
     lines = (line.strip() for line in Path(path).read_text(encoding="utf-8").splitlines())
     probes = [line for line in lines if line and not line.startswith("#")]  # "#": a comment.
     if not probes:
-        raise ValueError(f"{path}: no questions (one per line)")
+        raise UserError(f"{path}: no questions (one per line)")
     return probes
 
 
@@ -72,7 +74,7 @@ def extra_reports(args, evaluation, out: Path) -> None:
     if args.character_probes:
         character = run_character(run.run_dir)
         if character is None:
-            raise ValueError(f"{run.run_dir} was trained without a character (no character.yaml)")
+            raise UserError(f"{run.run_dir} was trained without a character (no character.yaml)")
         result = character_probe(run, read_probes(args.character_probes), character.name)
         (out / "character.json").write_text(json.dumps(result, ensure_ascii=False, indent=2), encoding="utf-8")
         for row in result["replies"]:
@@ -82,21 +84,16 @@ def extra_reports(args, evaluation, out: Path) -> None:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    from data_pipeline.sources import DataError
     from evaluation.evaluate_run import evaluate_run
     from evaluation.report import strategy_table, write_report
 
     strategies = [s.strip() for s in args.strategies.split(",") if s.strip() and s.strip() != "none"]
-    try:
-        evaluation = evaluate_run(
-            args.run_dir, args.data, strategies, args.limit or None, read_probes(args.probes), args.batch_size,
-            args.only_source,
-        )
-        out = write_report(evaluation, args.out or Path(args.run_dir) / "eval")
-        extra_reports(args, evaluation, out)
-    except (ValueError, FileNotFoundError, DataError) as error:
-        print(f"evaluate.py: {error}", file=sys.stderr)
-        return 2
+    evaluation = evaluate_run(
+        args.run_dir, args.data, strategies, args.limit or None, read_probes(args.probes), args.batch_size,
+        args.only_source,
+    )
+    out = write_report(evaluation, args.out or Path(args.run_dir) / "eval")
+    extra_reports(args, evaluation, out)
     lk = evaluation.likelihood
     print(f"{len(evaluation.examples)} examples from {evaluation.source}: loss {lk['loss']:.4f}, "
           f"perplexity {lk['perplexity']:.2f}, token accuracy {lk['token_accuracy']:.4f}")
@@ -106,4 +103,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_command("evaluate.py", main))

@@ -22,14 +22,11 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     from serving.export import export_run
 
-    try:
-        path = export_run(args.run_dir, base_dir=args.base_dir, name=args.name)
-    except FileNotFoundError as error:
-        print(f"export.py: {error}", file=sys.stderr)
-        return 2
-    print(path)
+    print(export_run(args.run_dir, base_dir=args.base_dir, name=args.name))
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from errors import run_command
+
+    sys.exit(run_command("export.py", main))

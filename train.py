@@ -42,7 +42,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def resolve(args: argparse.Namespace):
     from config import build_config, dotted_to_nested
-    from data_pipeline.loading import parse_source
+    from data_pipeline.sources import DataError, parse_source
 
     overrides = dotted_to_nested(args.set)
     flags = {
@@ -57,7 +57,11 @@ def resolve(args: argparse.Namespace):
         if value is not None:
             overrides.setdefault(section, {})[key] = value
     config = build_config(args.preset, args.config, overrides)
-    names = [Path(parse_source(entry)[0]).stem for entry in config.data.sources] or ["chatbot_data"]
+    files = [parse_source(entry)[0] for entry in config.data.sources] + [config.data.character or ""]
+    for name, path in zip(["data.sources"] * len(config.data.sources) + ["data.character"], files):
+        if path and not Path(path).is_file():  # Found before any file is written.
+            raise DataError(f"{path}: no such file ({name})")
+    names = [Path(path).stem for path in files[:-1]] or ["chatbot_data"]
     data_name = "+".join(names) + (f"+{Path(config.data.character).stem}" if config.data.character else "")
     run_dir = Path(args.run_dir or Path("runs") / f"{config.preset}-{data_name}")
     return config, run_dir
@@ -66,24 +70,13 @@ def resolve(args: argparse.Namespace):
 def main(argv=None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
     args = parse_args(argv)
-    try:
-        config, run_dir = resolve(args)
-    except (KeyError, TypeError, ValueError) as error:
-        print(f"train.py: configuration error: {error}", file=sys.stderr)
-        return 2
+    config, run_dir = resolve(args)  # Every setting checked here, before anything is written.
 
-    from data_pipeline.sources import DataError
-    from data_pipeline.tfds_chatbot.chatbot_data import ChatbotDataUnavailable
-    from model.training import RunConfigMismatch, train
-
-    try:
-        train(config, run_dir)
-    except (DataError, ChatbotDataUnavailable, RunConfigMismatch) as error:
-        print(f"train.py: {error}", file=sys.stderr)
-        return 1
-    print(f"run directory: {run_dir}  (tensorboard --logdir {run_dir / 'logs'})")
     from model.distribution import is_chief
+    from model.training import train
 
+    train(config, run_dir)
+    print(f"run directory: {run_dir}  (tensorboard --logdir {run_dir / 'logs'})")
     if not args.no_export and is_chief():  # One export per run, by the chief.
         from serving.export import export_finished_run
 
@@ -93,4 +86,6 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from errors import run_command
+
+    sys.exit(run_command("train.py", main))

@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from data_pipeline.context import SEP_TEXT, format_persona, format_turns
-from data_pipeline.sources import BOT, Dialogue
+from data_pipeline.sources import BOT, DataError, Dialogue
 
 
 @dataclass(frozen=True)
@@ -61,7 +61,7 @@ def split_dialogues(
     if not 0.0 < validation_fraction < 1.0:
         raise ValueError(f"validation_fraction must be in (0, 1), got {validation_fraction}")
     if len(dialogues) < 2:
-        raise ValueError(f"need at least 2 dialogues to split, got {len(dialogues)}")
+        raise DataError(f"need at least 2 dialogues to split into training and validation, got {len(dialogues)}")
     order = list(range(len(dialogues)))
     random.Random(seed).shuffle(order)
     n_validation = min(len(dialogues) - 1, max(1, round(len(dialogues) * validation_fraction)))

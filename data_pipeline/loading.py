@@ -29,7 +29,7 @@ from data_pipeline.context import format_persona
 from data_pipeline.examples import (
     Example, earlier_turns, load_examples, save_examples, split_dialogues, to_examples,
 )
-from data_pipeline.sources import DataError, Dialogue, ReadReport, read_dialogues
+from data_pipeline.sources import DataError, Dialogue, ReadReport, parse_source, read_dialogues
 from data_pipeline.vocab import learn_vocabulary, load_vocabulary, make_tokenizer, save_vocabulary
 
 CHARACTER_FILE = "character.yaml"
@@ -68,18 +68,6 @@ def history_turns(run_dir: Path, context_turns: int) -> int:
     path = Path(run_dir) / "data_report.json"
     seen = json.loads(path.read_text(encoding="utf-8")).get("context_turns_seen", 0) if path.exists() else 0
     return min(context_turns, seen)
-
-
-def parse_source(entry: str) -> tuple[str, float]:
-    """"FILE" or "FILE@WEIGHT" -> (file, weight)."""
-    path, _, weight = str(entry).rpartition("@") if "@" in str(entry) else (str(entry), "", "1")
-    try:
-        value = float(weight)
-    except ValueError:
-        raise DataError(f"data.sources entry {entry!r}: the weight after '@' must be a number") from None
-    if value <= 0:
-        raise DataError(f"data.sources entry {entry!r}: the weight must be > 0")
-    return path, value
 
 
 def load_sources(data: DataConfig) -> list[tuple[list[Dialogue], ReadReport, float]]:

@@ -17,6 +17,7 @@ import numpy as np
 import tensorflow as tf
 
 from config import DataConfig
+from errors import ConfigError
 from data_pipeline.context import as_ragged_ids
 from data_pipeline.examples import Example, load_examples, to_examples
 from data_pipeline.loading import load_dialogues
@@ -118,7 +119,7 @@ def evaluate_run(run_dir: str | Path, data_path: str | None = None, strategies: 
                  only_source: str | None = None) -> Evaluation:
     unknown = [s for s in strategies if s not in STRATEGIES]
     if unknown:
-        raise ValueError(f"unknown strategies {unknown}; choose from {sorted(STRATEGIES)}")
+        raise ConfigError(f"unknown strategies {unknown}; choose from {', '.join(sorted(STRATEGIES))}")
     started = time.perf_counter()
     run = load_run(run_dir)
     examples, source = held_out_examples(run, data_path, limit, only_source)

@@ -26,7 +26,9 @@ from pathlib import Path
 import keras
 import tensorflow as tf
 
-STRATEGIES = ("default", "mirrored", "multi_worker")
+from config import DISTRIBUTION_STRATEGIES
+from errors import ConfigError
+
 _PATCHED_KERAS = ("3.15.",)
 
 
@@ -37,10 +39,10 @@ def make_strategy(name: str) -> tf.distribute.Strategy:
         return tf.distribute.MirroredStrategy()
     if name == "multi_worker":
         if "TF_CONFIG" not in os.environ:
-            raise ValueError("train.strategy=multi_worker needs TF_CONFIG (the cluster and this task) in the environment")
+            raise ConfigError("train.strategy='multi_worker' needs TF_CONFIG (the cluster and this task) in the environment")
         patch_keras_for_multi_worker()
         return tf.distribute.MultiWorkerMirroredStrategy()
-    raise ValueError(f"train.strategy must be one of {STRATEGIES}, got {name!r}")
+    raise ConfigError(f"train.strategy={name!r} is not allowed: one of {', '.join(DISTRIBUTION_STRATEGIES)}")
 
 
 def task() -> tuple[str, int]:

@@ -25,7 +25,7 @@ import keras_hub
 import numpy as np
 import tensorflow as tf
 
-from config import DataConfig, END_ID, PAD_ID, SEP_ID, START_ID, UNK_ID, ExportConfig
+from config import DataConfig, END_ID, PAD_ID, SEP_ID, START_ID, UNK_ID, ExportConfig, require
 from data_pipeline.context import encoder_token_ids
 from model.core_ops import core_op_slice_update
 from model.fused_decoding import NEG_INF, FusedDecoder
@@ -58,12 +58,13 @@ class DecodingSettings:
     retrieval: bool = True  # The hybrid reply where the run has a retrieval index (`model/hybrid.py`).
 
     def __post_init__(self):
-        if self.strategy not in STRATEGIES:
-            raise ValueError(f"strategy must be one of {STRATEGIES}, got {self.strategy!r}")
-        if self.max_reply_length < 1 or self.num_beams < 1 or self.no_repeat_ngram_size < 0:
-            raise ValueError(f"invalid decoding settings: {self}")
-        if self.temperature <= 0 or not 0 < self.top_p <= 1 or self.top_k < 0:
-            raise ValueError(f"temperature must be > 0, top_p in (0, 1], top_k >= 0: {self}")
+        require(self.strategy in STRATEGIES, "strategy", self.strategy, f"one of {', '.join(STRATEGIES)}")
+        require(self.max_reply_length >= 1, "max_reply_length", self.max_reply_length, ">= 1")
+        require(self.num_beams >= 1, "num_beams", self.num_beams, ">= 1")
+        require(self.no_repeat_ngram_size >= 0, "no_repeat_ngram_size", self.no_repeat_ngram_size, ">= 0 (0: off)")
+        require(0 < self.temperature < float("inf"), "temperature", self.temperature, "a finite number > 0")
+        require(0 < self.top_p <= 1, "top_p", self.top_p, "in (0, 1]")
+        require(self.top_k >= 0, "top_k", self.top_k, ">= 0 (0: no limit)")
 
 
 def served_settings(**changes) -> DecodingSettings:

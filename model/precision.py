@@ -19,7 +19,8 @@ from pathlib import Path
 
 import tensorflow as tf
 
-PRECISIONS = ("auto", "none", "mixed_bfloat16", "mixed_float16")
+from config import PRECISIONS, require
+
 BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
 
 
@@ -37,8 +38,7 @@ def cpu_flags(cpuinfo: Path = Path("/proc/cpuinfo")) -> set[str]:
 
 def resolve_precision(mixed_precision: str, flags: set[str] | None = None, gpus=None) -> str:
     """`mixed_precision` with `auto` replaced by what this machine runs fastest."""
-    if mixed_precision not in PRECISIONS:
-        raise ValueError(f"train.mixed_precision must be one of {PRECISIONS}, got {mixed_precision!r}")
+    require(mixed_precision in PRECISIONS, "train.mixed_precision", mixed_precision, f"one of {', '.join(PRECISIONS)}")
     if mixed_precision != "auto":
         return mixed_precision
     gpus = tf.config.list_physical_devices("GPU") if gpus is None else gpus

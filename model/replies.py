@@ -24,6 +24,7 @@ import random
 import numpy as np
 import tensorflow as tf
 
+from errors import UserError
 from model.generation import DecodingSettings
 from model.hybrid import Selection
 from model.retrieval import run_index
@@ -74,7 +75,7 @@ class RunReplies:
         """The retrieval anchor: the response of the most similar training key."""
         _, _, lookup = self.functions(DecodingSettings())
         if lookup is None:
-            raise ValueError(f"{self.run.run_dir} replies without retrieval (retrieval.enabled: false)")
+            raise UserError(f"{self.run.run_dir} replies without retrieval (retrieval.enabled: false)")
         personas = [self.run.persona] * len(contexts) if personas is None else personas
         return decoded(lookup(tf.constant(contexts, tf.string), tf.constant(personas, tf.string)))
 

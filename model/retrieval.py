@@ -25,6 +25,8 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
+from errors import RunNotFound
+
 NGRAM_WIDTHS = (1, 2, 3)
 BUCKETS = 2**18  # Hashed n-gram ids; ChatbotData's keys hold ~70k distinct 1-3-grams.
 
@@ -176,7 +178,7 @@ def run_index(run_dir: str | Path, max_key_share: float = 1.0) -> RetrievalIndex
         return RetrievalIndex.load(path)
     train_split = Path(run_dir) / "data" / "train.jsonl"
     if not train_split.exists():
-        raise FileNotFoundError(f"{run_dir} has no {INDEX_FILE} and no data/train.jsonl to build it from")
+        raise RunNotFound(f"{run_dir} has no {INDEX_FILE} and no data/train.jsonl to build it from")
     index = RetrievalIndex.build(load_examples(train_split), max_key_share=max_key_share)
     save_atomically(index, path)
     return index

@@ -10,6 +10,7 @@ import keras
 from config import Config, load_config
 from data_pipeline.loading import history_turns, run_persona
 from data_pipeline.vocab import load_vocabulary, make_tokenizer
+from errors import RunNotFound
 from model.transformer import Seq2SeqTransformer
 
 
@@ -33,7 +34,7 @@ def load_run(run_dir: str | Path) -> TrainedRun:
     """The model of `run_dir` (model.keras, else the best checkpoint) with its tokenizer."""
     run_dir = Path(run_dir)
     if not (run_dir / "config.yaml").exists():
-        raise FileNotFoundError(f"{run_dir} is not a run directory (no config.yaml); train one with train.py")
+        raise RunNotFound(f"{run_dir} is not a run directory (no config.yaml); train one with train.py")
     config = load_config(run_dir / "config.yaml")
     tokenizer = make_tokenizer(load_vocabulary(run_dir / "vocab.txt"))
     if (run_dir / "model.keras").exists():
@@ -44,6 +45,6 @@ def load_run(run_dir: str | Path) -> TrainedRun:
         model = build_model(config.model, tokenizer.vocabulary_size(), config.data.max_length)
         model.load_weights(run_dir / "checkpoints" / "best.weights.h5")
     else:
-        raise FileNotFoundError(f"{run_dir} has no model.keras or checkpoints/best.weights.h5 yet")
+        raise RunNotFound(f"{run_dir} has no model.keras or checkpoints/best.weights.h5 yet")
     return TrainedRun(config, model, tokenizer, run_dir, run_persona(run_dir, config.data),
                       history_turns(run_dir, config.data.context_turns))

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 import time
 from pathlib import Path
 
@@ -27,6 +28,7 @@ import keras
 import tensorflow as tf
 
 from config import Config, load_config
+from errors import UserError
 from data_pipeline.dataset import make_dataset, padding_stats
 from data_pipeline.loading import prepare_data
 from model.callbacks import ResumeMonitors, SampleReplies, Throughput, ema_swaps, read_history, truncate_history
@@ -42,7 +44,7 @@ from model.transformer import build_model
 RESUMABLE_CHANGES = {("train", "epochs"), ("train", "sample_questions")}
 
 
-class RunConfigMismatch(ValueError):
+class RunConfigMismatch(UserError, ValueError):
     """The run directory was made by a different configuration."""
 
 
@@ -79,8 +81,6 @@ def make_schedule(config: Config, steps_per_epoch: int | None = None) -> NoamSch
     Without `steps_per_epoch` (benchmarks, tests) the plan is unknown: plain Noam.
     """
     fraction = config.train.cooldown_fraction
-    if not 0.0 <= fraction <= 1.0:
-        raise ValueError(f"train.cooldown_fraction must be in [0, 1], got {fraction}")
     total = config.train.epochs * steps_per_epoch if steps_per_epoch and fraction else 0
     return NoamSchedule(config.model.hidden_dim, config.train.warmup_steps, config.train.learning_rate_scale,
                         total_steps=total, cooldown_steps=round(total * fraction))
@@ -90,10 +90,6 @@ def make_optimizer(config: Config, steps_per_epoch: int | None = None) -> keras.
     """Adam on the Noam schedule (AdamW with `train.weight_decay`), averaging weights with `train.ema_momentum`."""
     schedule = make_schedule(config, steps_per_epoch)
     ema, decay = config.train.ema_momentum, config.train.weight_decay
-    if not 0.0 <= ema < 1.0:
-        raise ValueError(f"train.ema_momentum must be in [0, 1), got {ema}")
-    if decay < 0.0:
-        raise ValueError(f"train.weight_decay must be >= 0, got {decay}")
     adam = dict(learning_rate=schedule, beta_1=0.9, beta_2=0.98, epsilon=1e-9)
     if ema > 0:
         adam.update(use_ema=True, ema_momentum=ema)
@@ -113,24 +109,33 @@ def compile_model(model, config: Config, steps_per_epoch: int | None = None) -> 
     )
 
 
-MONITORS = ("val_perplexity", "val_loss")
+def prepare_new_or_resumed(config: Config, run_dir: Path):
+    """Check or save the configuration, then read and split the data; a new run dir that fails here is removed.
+
+    So a missing or unusable data file leaves nothing behind, and the corrected command
+    starts afresh instead of meeting a saved configuration it differs from.
+    """
+    created = not run_dir.exists()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        check_or_save_config(config, run_dir)
+        return prepare_data(config.data, run_dir)
+    except UserError:
+        if created:
+            shutil.rmtree(run_dir, ignore_errors=True)
+        raise
 
 
 def train(config: Config, run_dir: str | Path) -> dict:
     """Train (or resume, or report) the run in `run_dir`; return its metrics."""
-    if config.train.monitor not in MONITORS:
-        raise ValueError(f"train.monitor must be one of {MONITORS}, got {config.train.monitor!r}")
     strategy = make_strategy(config.train.strategy)
     run_dir = worker_run_dir(Path(run_dir))  # Non-chief workers write a private copy.
-    run_dir.mkdir(parents=True, exist_ok=True)
     metrics_path = run_dir / "metrics.json"
     if metrics_path.exists():
         print(f"{run_dir} is a finished run (metrics.json exists); nothing to train. Use a new --run-dir.")
         return json.loads(metrics_path.read_text(encoding="utf-8"))
-    check_or_save_config(config, run_dir)
+    data = prepare_new_or_resumed(config, run_dir)
     keras.utils.set_random_seed(config.train.seed)
-
-    data = prepare_data(config.data, run_dir)
     train_ds, validation_ds = make_pipelines(config, data)
     train_ds = distribute_dataset_options(train_ds, strategy)
     validation_ds = distribute_dataset_options(validation_ds, strategy)

@@ -90,7 +90,8 @@ class ModelService(model_service_pb2_grpc.ModelServiceServicer):
 def start_grpc(server: ModelServer, host: str, port: int, max_workers: int = 32,
                max_message_bytes: int = 4 << 20) -> tuple[grpc.Server, int]:
     """A started gRPC server and its port (0 picks a free one); 4 MiB messages, gRPC's default."""
-    options = [("grpc.max_receive_message_length", max_message_bytes)]
+    # No SO_REUSEPORT: a second server on a taken port must fail, not share it silently.
+    options = [("grpc.max_receive_message_length", max_message_bytes), ("grpc.so_reuseport", 0)]
     grpc_server = grpc.server(futures.ThreadPoolExecutor(max_workers=max_workers), options=options)
     prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(PredictionService(server), grpc_server)
     model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelService(server), grpc_server)

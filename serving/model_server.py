@@ -13,6 +13,7 @@ input has a batch dimension (`Batcher`).
 from __future__ import annotations
 
 import logging
+import re
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +27,7 @@ from serving.export import WARMUP_FILE, versions
 from serving.loaded_model import LoadedVersion, RequestError, session_config
 
 log = logging.getLogger("serve")
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")  # C0 and C1, but tab, LF, CR.
 
 
 @dataclass(frozen=True)
@@ -143,10 +145,20 @@ class ModelServer:
                     f"input {key!r} has {value.shape[0]} rows; this server accepts at most {self.limits.max_rows} per request",
                 )
             if value.dtype == object:
-                limit = self.limits.max_text_chars
-                for text in value.ravel():  # bytes; a character is 1 to 4 of them.
-                    if len(text) > limit and len(text.decode("utf-8", "replace")) > limit:
-                        raise RequestError(
-                            "INVALID_ARGUMENT",
-                            f"input {key!r} holds a text longer than {limit} characters, this server's limit",
-                        )
+                for text in value.ravel():
+                    self._check_text(key, text)
+
+    def _check_text(self, key: str, text: bytes | str) -> None:
+        """UTF-8 text within the length limit, without control characters (tabs and newlines aside)."""
+        try:
+            text = text.decode("utf-8") if isinstance(text, bytes) else text
+        except UnicodeDecodeError as error:
+            raise RequestError("INVALID_ARGUMENT", f"input {key!r} is not valid UTF-8 ({error.reason} at byte "
+                                                   f"{error.start})") from error
+        if len(text) > self.limits.max_text_chars:
+            raise RequestError("INVALID_ARGUMENT", f"input {key!r} holds a text longer than "
+                                                   f"{self.limits.max_text_chars} characters, this server's limit")
+        control = _CONTROL.search(text)
+        if control:
+            raise RequestError("INVALID_ARGUMENT", f"input {key!r} holds a control character "
+                                                   f"(U+{ord(control.group()):04X})")

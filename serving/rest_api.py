@@ -16,17 +16,17 @@ preflight, so a page hosted elsewhere can call it. `GET /` serves the chat page
 from __future__ import annotations
 
 import base64
+import binascii
 import json
 import logging
 import re
-import socket
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
 
 from serving.api_messages import HTTP_STATUS, metadata_response, status_response, to_json
+from serving.http_server import HttpLimits, HttpServer, Request, Response, json_error
 from serving.loaded_model import RequestError
 from serving.model_server import ModelServer
 
@@ -90,11 +90,17 @@ def _rows_to_columns(instances, names: list[str]) -> dict:
 def to_array(value, dtype: tf.DType, name: str) -> np.ndarray:
     """A JSON value as a numpy array of the signature's dtype, or INVALID_ARGUMENT naming `name`."""
     if dtype == tf.string:
-        array = np.array(_to_bytes(value, name), dtype=object)
+        try:
+            array = np.array(_to_bytes(value, name), dtype=object)
+        except (ValueError, RecursionError) as error:
+            raise RequestError("INVALID_ARGUMENT", f"input {name!r} is not a rectangular array of strings") from error
         if not all(isinstance(v, bytes) for v in array.ravel()):
             raise RequestError("INVALID_ARGUMENT", f"input {name!r}: rows of strings must all have the same length")
         return array
-    array = np.array(value)
+    try:
+        array = np.array(value)
+    except (ValueError, TypeError, OverflowError, RecursionError) as error:  # Ragged, too deep, too large.
+        raise RequestError("INVALID_ARGUMENT", f"input {name!r} is not a rectangular {dtype.name} array: {error}") from error
     if dtype == tf.bool:  # JSON true / false, as TF Serving takes DT_BOOL.
         if array.dtype.kind != "b":
             raise RequestError("INVALID_ARGUMENT", f"input {name!r} must be bool (true or false); got {str(value)[:60]!r}")
@@ -102,14 +108,23 @@ def to_array(value, dtype: tf.DType, name: str) -> np.ndarray:
     wanted = "f" if dtype.is_floating else "i"
     if array.dtype.kind not in ({"f", "i", "u"} if wanted == "f" else {"i", "u"}):
         raise RequestError("INVALID_ARGUMENT", f"input {name!r} must be {dtype.name}; got {str(value)[:60]!r}")
+    if array.dtype.kind in "iu" and array.size and dtype.is_integer and (
+            array.min() < dtype.min or array.max() > dtype.max):
+        raise RequestError("INVALID_ARGUMENT", f"input {name!r} holds a value outside {dtype.name}'s range")
     return array.astype(dtype.as_numpy_dtype)
 
 
 def _to_bytes(value, name: str):
     if isinstance(value, str):
-        return value.encode("utf-8")
+        try:
+            return value.encode("utf-8")
+        except UnicodeEncodeError as error:  # "\ud800" in JSON: a lone surrogate is no text.
+            raise RequestError("INVALID_ARGUMENT", f"input {name!r} holds a lone surrogate ({error.reason})") from error
     if isinstance(value, dict) and set(value) == {"b64"} and isinstance(value["b64"], str):
-        return base64.b64decode(value["b64"])
+        try:
+            return base64.b64decode(value["b64"], validate=True)
+        except (binascii.Error, ValueError) as error:
+            raise RequestError("INVALID_ARGUMENT", f"input {name!r}: 'b64' is not base64 ({error})") from error
     if isinstance(value, list):
         return [_to_bytes(v, name) for v in value]
     raise RequestError("INVALID_ARGUMENT", f"input {name!r} must be string; got {str(value)[:60]!r}")
@@ -140,109 +155,64 @@ def predict_body(outputs: dict[str, np.ndarray], row_format: bool) -> dict:
     return {"predictions": [{k: v[i] for k, v in values.items()} for i in range(rows)]}
 
 
-def make_handler(server: ModelServer):
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"  # Keep-alive: clients reuse connections.
+class RestApi:
+    """Answers one parsed HTTP request (`serving/http_server.py` owns the connections)."""
 
-        def setup(self):
-            super().setup()
-            # Headers and body go out at once: no Nagle delay waiting for the client's delayed ACK.
-            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    def __init__(self, server: ModelServer):
+        self.server = server
 
-        def do_GET(self):
-            page = WEB_FILES.get(self.path.split("?", 1)[0])
-            if page:
-                self._send(200, (WEB_DIR / page[0]).read_bytes(), page[1])
-            else:
-                self._answer(self._get)
+    def handle(self, request: Request) -> Response:
+        path = request.target.split("?", 1)[0]
+        if request.method == "OPTIONS":  # The CORS preflight of a page on another origin.
+            return Response(204, content_type=None)
+        method = "GET" if request.method == "HEAD" else request.method  # HEAD: GET's answer, no body.
+        if method == "GET" and path in WEB_FILES:
+            name, content_type = WEB_FILES[path]
+            return Response(200, (WEB_DIR / name).read_bytes(), content_type)
+        if method not in ("GET", "POST"):
+            return json_error(405, f"{request.method} is not allowed on {path}; use GET or POST",
+                              Allow="GET, HEAD, POST, OPTIONS")
+        try:
+            body = self._get(request.target) if method == "GET" else self._post(request)
+        except RequestError as error:
+            return json_error(HTTP_STATUS.get(error.code, 500), error.message)
+        return Response(200, json.dumps(body, ensure_ascii=False).encode("utf-8", "backslashreplace"))
 
-        def do_OPTIONS(self):  # The CORS preflight of a page on another origin.
-            self._send(204, b"", None)
+    def _get(self, target: str) -> dict:
+        name, version, rest = parse_path(target)
+        if rest == ":predict":
+            raise RequestError("INVALID_ARGUMENT", "predict needs POST")
+        if rest == "/metadata":
+            return to_json(metadata_response(name, self.server.resolve(name, version)))
+        return to_json(status_response(self.server.status(name, version)))
 
-        def _method_not_allowed(self):
-            body = {"error": f"{self.command} is not allowed on {self.path.split('?', 1)[0]}; use GET or POST"}
-            self.close_connection = True  # Whatever body it sent is not read.
-            self._send(405, json.dumps(body).encode("utf-8"), "application/json")
-
-        do_PUT = do_DELETE = do_PATCH = _method_not_allowed
-
-        def do_POST(self):
-            self._answer(self._post)
-
-        def _get(self) -> dict:
-            name, version, rest = parse_path(self.path)
-            if rest == ":predict":
-                raise RequestError("INVALID_ARGUMENT", "predict needs POST")
-            if rest == "/metadata":
-                return to_json(metadata_response(name, server.resolve(name, version)))
-            return to_json(status_response(server.status(name, version)))
-
-        def _post(self) -> dict:
-            name, version, rest = parse_path(self.path)
-            if rest != ":predict":
-                raise RequestError("NOT_FOUND", f"Malformed request: POST {self.path}")
-            body = self._json_body()
-            signature_name = body.get("signature_name", "serving_default") if isinstance(body, dict) else ""
-            loaded = server.resolve(name, version)
-            inputs, row_format = request_inputs(body, loaded.input_specs(signature_name))
-            outputs = server.predict(loaded, signature_name, inputs)
-            return predict_body(outputs, row_format)
-
-        def _json_body(self):
-            length = self.headers.get("Content-Length")
-            if length is None or not length.isdigit():
-                self.close_connection = True
-                raise RequestError("INVALID_ARGUMENT", "a Content-Length header is required")
-            if int(length) > server.limits.max_body_bytes:
-                self._discard(int(length))
-                raise RequestError(
-                    "INVALID_ARGUMENT",
-                    f"request body of {length} bytes exceeds this server's limit of {server.limits.max_body_bytes}",
-                )
-            raw = self.rfile.read(int(length))
-            try:
-                return json.loads(raw)
-            except (json.JSONDecodeError, UnicodeDecodeError) as error:
-                raise RequestError("INVALID_ARGUMENT", f"JSON Parse error: {error}") from error
-
-        def _discard(self, length: int) -> None:
-            """Read and drop a refused body, so the client gets the 400 instead of a broken pipe."""
-            self.close_connection = True
-            if length > 64 * server.limits.max_body_bytes:
-                return  # Not worth reading: the connection just closes.
-            while length > 0:
-                chunk = self.rfile.read(min(length, 1 << 16))
-                if not chunk:
-                    return
-                length -= len(chunk)
-
-        def _answer(self, route) -> None:
-            try:
-                status, body = 200, route()
-            except RequestError as error:
-                status, body = HTTP_STATUS.get(error.code, 500), {"error": error.message}
-            except Exception as error:  # Never let one request take the server down.
-                log.exception("internal error on %s", self.path)
-                status, body = 500, {"error": f"internal error: {type(error).__name__}: {error}"}
-            self._send(status, json.dumps(body, ensure_ascii=False).encode("utf-8"), "application/json")
-
-        def _send(self, status: int, data: bytes, content_type: str | None) -> None:
-            self.send_response(status)
-            if content_type:
-                self.send_header("Content-Type", content_type)
-            for header, value in CORS_HEADERS.items():
-                self.send_header(header, value)
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        def log_message(self, format, *args):  # noqa: A002 (BaseHTTPRequestHandler's signature)
-            log.debug("%s " + format, self.address_string(), *args)
-
-    return Handler
+    def _post(self, request: Request) -> dict:
+        name, version, rest = parse_path(request.target)
+        if rest != ":predict":
+            raise RequestError("NOT_FOUND", f"Malformed request: POST {request.target}")
+        body = parse_json(request.body)
+        if not isinstance(body, dict):
+            raise RequestError("INVALID_ARGUMENT", "the request body must be a JSON object")
+        signature_name = body.get("signature_name", "serving_default")
+        if not isinstance(signature_name, str):
+            raise RequestError("INVALID_ARGUMENT", "'signature_name' must be a string")
+        loaded = self.server.resolve(name, version)
+        inputs, row_format = request_inputs(body, loaded.input_specs(signature_name))
+        outputs = self.server.predict(loaded, signature_name, inputs)
+        return predict_body(outputs, row_format)
 
 
-def start_rest(server: ModelServer, host: str, port: int) -> ThreadingHTTPServer:
-    httpd = ThreadingHTTPServer((host, port), make_handler(server))
-    httpd.daemon_threads = True
-    return httpd
+def parse_json(raw: bytes):
+    """A request body as JSON, or INVALID_ARGUMENT saying why (syntax, encoding, nesting)."""
+    try:
+        return json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise RequestError("INVALID_ARGUMENT", f"JSON Parse error: {error}") from error
+    except RecursionError as error:
+        raise RequestError("INVALID_ARGUMENT", "JSON Parse error: nested too deeply") from error
+
+
+def start_rest(server: ModelServer, host: str, port: int, limits: HttpLimits | None = None) -> HttpServer:
+    """TF Serving's REST API and the chat page on host:port, started (`.port`, `.stop(grace_s)`)."""
+    limits = limits or HttpLimits(max_body_bytes=server.limits.max_body_bytes)
+    return HttpServer(RestApi(server).handle, host, port, limits, extra_headers=CORS_HEADERS).start()

@@ -27,7 +27,8 @@ tokenization, the cached decoder with a keras-hub sampler (greedy, beam, or gree
 over Gumbel-perturbed logits for sampling, see `sampling_logits`), retrieval and the
 selection, detokenization with the training text's spacing. No `py_function`, and no
 `Xla*` op (`core_op_slice_update`), so TF Serving, which runs with XLA disabled, can
-serve it. Bad controls fail the request with InvalidArgument (HTTP 400 from TF Serving).
+serve it. Bad controls, an empty question and a history row of empty turns fail the
+request with InvalidArgument (HTTP 400 from TF Serving).
 `chat.py` and `evaluate.py` call these same functions in process (`model/replies.py`).
 """
 
@@ -63,15 +64,28 @@ CHAT_SPECS = (
 
 
 def normalize_in_graph(text: tf.Tensor) -> tf.Tensor:
-    """NFC, whitespace runs (Unicode separators included) folded to one space, stripped."""
-    text = tf_text.normalize_utf8(text, "NFC")
+    """NFC, zero-width characters removed, whitespace runs (Unicode separators included) folded, stripped."""
+    text = tf.strings.regex_replace(tf_text.normalize_utf8(text, "NFC"), "[\u200b\u2060\ufeff]", "")
     return tf.strings.strip(tf.strings.regex_replace(text, r"[\s\p{Z}]+", " "))
 
 
 def join_history(history: tf.Tensor, context_turns: int) -> tf.Tensor:
     """[B, T] turns, oldest first, "" for none -> [B] contexts: the question and `context_turns` earlier turns."""
     turns = normalize_in_graph(history)
-    return history_to_context(tf.ragged.boolean_mask(turns, tf.strings.length(turns) > 0), context_turns)
+    spoken = tf.strings.length(turns) > 0
+    check = tf.debugging.assert_equal(tf.reduce_all(tf.reduce_any(spoken, axis=1)), True,
+                                      message="input 'history' has a row whose turns are all empty")
+    with tf.control_dependencies([check]):
+        return history_to_context(tf.ragged.boolean_mask(turns, spoken), context_turns)
+
+
+def normalized_questions(text: tf.Tensor) -> tf.Tensor:
+    """[B] questions normalised; InvalidArgument if one is empty (or only whitespace)."""
+    questions = normalize_in_graph(text)
+    check = tf.debugging.assert_equal(tf.reduce_all(tf.strings.length(questions) > 0), True,
+                                      message="input 'text' has an empty question")
+    with tf.control_dependencies([check]):
+        return tf.identity(questions)
 
 
 class ServingFunctions:
@@ -100,7 +114,7 @@ class ServingFunctions:
     # -- the signatures ---------------------------------------------------------
     def reply(self, text):
         """serving_default: [B] questions -> {"reply": [B] hybrid replies, greedy generation}."""
-        contexts = normalize_in_graph(text)
+        contexts = normalized_questions(text)
         settings = self.settings
         return {"reply": self.respond(contexts, self._personas(contexts), tf.constant("greedy"), 1.0, 0, 1.0,
                                       settings.max_reply_length, 0, True).reply}
@@ -118,7 +132,7 @@ class ServingFunctions:
 
     def retrieve(self, text):
         """retrieve: [B] questions -> the responses and similarities of the k nearest training keys."""
-        contexts = normalize_in_graph(text)
+        contexts = normalized_questions(text)
         similarity, rows = self.index.search(key_texts(self._personas(contexts), contexts), self.neighbours)
         return {"responses": self.index.responses_of(rows), "similarity": similarity}
 

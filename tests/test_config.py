@@ -3,6 +3,7 @@
 import pytest
 
 from config import PRESETS, build_config, dotted_to_nested, load_config
+from errors import ConfigError
 
 
 def test_seed_preset_is_the_design_card_model():
@@ -28,14 +29,57 @@ def test_yaml_then_overrides(tmp_path):
 
 
 def test_bad_keys_and_types_are_named():
-    with pytest.raises(KeyError, match="model.num_layerz"):
+    with pytest.raises(ConfigError, match="model.num_layerz"):
         build_config("seed", overrides={"model": {"num_layerz": 2}})
-    with pytest.raises(TypeError, match="train.epochs"):
+    with pytest.raises(ConfigError, match="train.epochs"):
         build_config("seed", overrides={"train": {"epochs": "many"}})
-    with pytest.raises(KeyError, match="unknown preset"):
+    with pytest.raises(ConfigError, match="unknown preset"):
         build_config("huge")
-    with pytest.raises(ValueError, match="section.key=value"):
+    with pytest.raises(ConfigError, match="section.key=value"):
         dotted_to_nested(["epochs"])
+
+
+BAD_VALUES = [
+    ("data", "validation_fraction", 1.0), ("data", "validation_fraction", float("nan")), ("data", "vocab_size", 10),
+    ("data", "max_length", 2), ("data", "context_turns", -1), ("data", "max_persona_length", -1),
+    ("data", "sources", ["ok.csv", " "]),
+    ("model", "num_layers", 0), ("model", "hidden_dim", 510), ("model", "num_heads", 0), ("model", "dropout", 1.0),
+    ("model", "intermediate_dim", 0),
+    ("train", "epochs", 0), ("train", "batch_size", -1), ("train", "warmup_steps", 0),
+    ("train", "learning_rate_scale", 0.0), ("train", "learning_rate_scale", float("inf")),
+    ("train", "label_smoothing", 1.0), ("train", "word_dropout", -0.1), ("train", "ema_momentum", 1.5),
+    ("train", "weight_decay", -1.0), ("train", "cooldown_fraction", 1.2), ("train", "early_stopping_patience", -1),
+    ("train", "monitor", "accuracy"), ("train", "strategy", "tpu"), ("train", "mixed_precision", "fp8"),
+    ("train", "shuffle_buffer", 0),
+    ("export", "name", "a/b"), ("export", "name", ""), ("export", "max_reply_length", 0), ("export", "num_beams", 0),
+    ("export", "length_penalty", -1.0), ("export", "no_repeat_ngram_size", -1),
+    ("retrieval", "threshold", 1.5), ("retrieval", "max_key_share", 0.0), ("retrieval", "rerank_top_k", -1),
+    ("retrieval", "similarity_weight", float("nan")),
+]
+
+
+@pytest.mark.parametrize("section, key, value", BAD_VALUES, ids=[f"{s}.{k}={v!r}" for s, k, v in BAD_VALUES])
+def test_every_bad_value_is_one_config_error_naming_key_value_and_what_is_allowed(section, key, value):
+    with pytest.raises(ConfigError) as caught:
+        build_config("tiny", overrides={section: {key: value}})
+    message = str(caught.value)
+    assert "\n" not in message and "is not allowed:" in message
+    assert f"{section}.{key}" in message or (key == "num_heads" and "model.hidden_dim" in message)
+
+
+def test_bad_values_in_a_yaml_file_and_bad_yaml_are_named(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("train:\n  ema_momentum: 1.5\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"train.ema_momentum=1.5 is not allowed"):
+        build_config("seed", path)
+    path.write_text("train: [oops\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="c.yaml: not valid YAML"):
+        build_config("seed", path)
+    path.write_text("- a list\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="expected a mapping"):
+        build_config("seed", path)
+    with pytest.raises(ConfigError, match="cannot read"):
+        build_config("seed", tmp_path / "missing.yaml")
 
 
 def test_save_and_load_round_trip(tmp_path):

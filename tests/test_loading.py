@@ -9,7 +9,8 @@ from conftest import AIHUB_SAMPLE, HARU, XPERSONA
 from data_pipeline.character import load_character
 from data_pipeline.context import format_persona
 from data_pipeline.examples import load_examples
-from data_pipeline.loading import history_turns, parse_source, prepare_data, run_persona
+from data_pipeline.loading import history_turns, prepare_data, run_persona
+from data_pipeline.sources import parse_source
 from data_pipeline.sources import DataError
 
 

@@ -45,7 +45,7 @@ def test_bom_crlf_quoted_commas_and_newlines(tmp_path):
     text = '\ufeffQ,A,label\r\n"밥, 먹었어?","응, 먹었어",0\r\n"여러\r\n줄 질문","답",1\r\n끝,마지막,0\r\n'
     dialogues, report = read(tmp_path, text)
     assert [d.turns for d in dialogues] == [("밥, 먹었어?", "응, 먹었어"), ("여러 줄 질문", "답"), ("끝", "마지막")]
-    assert [d.source.rsplit(":", 1)[1] for d in dialogues] == ["2", "3", "5"]
+    assert [d.source.rsplit(":", 1)[1] for d in dialogues] == ["2", "3-4", "5"]  # A record over two lines.
     assert not report.skipped
 
 
@@ -92,7 +92,7 @@ def test_exact_duplicates_dropped_and_counted(tmp_path):
 
 
 def test_no_usable_rows_is_an_error(tmp_path):
-    with pytest.raises(DataError, match="no usable rows"):
+    with pytest.raises(DataError, match="no usable dialogues"):
         read(tmp_path, "Q,A\n,\n")
 
 
@@ -215,7 +215,7 @@ def test_jsonl_bad_lines_are_named_and_good_turns_kept(tmp_path, caplog):
     assert [d.turns for d in dialogues] == [("a", "b"), ("c c2", "d")]  # Same speaker joined; cut at "narrator".
     assert report.duplicates == 1
     assert report.skipped["not valid JSON"] == 1
-    assert report.skipped["turn without a known speaker and non-empty text"] == 1
+    assert report.skipped["no known speaker (the dialogue ends there)"] == 1
     assert report.skipped["not a list of turns or a {persona, turns} object"] == 1
     assert report.skipped["fewer than two turns"] == 1
     assert f"{path}:2:" in caplog.text and f"{path}:3:" in caplog.text and "kept the 3 turn(s) before it" in caplog.text

@@ -188,3 +188,21 @@ def test_cli_reports_bad_data(tmp_path):
     output, _ = process.communicate(timeout=300)
     assert process.returncode == 1
     assert f"{bad}: missing column(s)" in output and "found columns ['question', 'answer']" in output
+
+
+def test_a_bad_setting_writes_nothing_and_the_corrected_command_trains(tmp_path, chatbot_csv):
+    lines = chatbot_csv.read_text(encoding="utf-8").splitlines()
+    small = tmp_path / "small.csv"
+    small.write_text("\n".join(lines[:301]) + "\n", encoding="utf-8")
+    run_dir = tmp_path / "run"
+    args = ["--preset", "tiny", "--data", str(small), "--run-dir", str(run_dir), "--epochs", "1", "--no-export"]
+    for bad, code in ((["--set", "train.ema_momentum=1.5"], 2), (["--data", str(tmp_path / "missing.csv")], 1)):
+        process = run_train(args + bad)
+        output, _ = process.communicate(timeout=300)
+        lines = output.strip().splitlines()
+        assert (process.returncode, len(lines)) == (code, 1), output
+        assert lines[0].startswith("train.py: ") and "Traceback" not in output
+        assert not run_dir.exists()
+    process = run_train(args + ["--set", "train.ema_momentum=0.5"])
+    output, _ = process.communicate(timeout=600)
+    assert process.returncode == 0 and (run_dir / "metrics.json").exists(), output

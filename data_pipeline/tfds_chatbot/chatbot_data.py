@@ -22,12 +22,13 @@ from pathlib import Path
 import tensorflow_datasets as tfds
 
 from data_pipeline.sources import read_qa_csv
+from errors import UserError
 
 URL = "https://raw.githubusercontent.com/songys/Chatbot_data/master/ChatbotData.csv"
 FILE_NAME = "ChatbotData.csv"
 
 
-class ChatbotDataUnavailable(RuntimeError):
+class ChatbotDataUnavailable(UserError, RuntimeError):
     """Neither a local copy nor the download could provide the CSV."""
 
 

@@ -1,0 +1,38 @@
+"""The one base type for a user's mistake, and how every command-line tool answers it.
+
+A missing or bad file, a bad setting, an unknown run or no export is a `UserError`
+(`DataError`, `ConfigError`, `RunConfigMismatch`, ...): `train.py`, `export.py`,
+`evaluate.py`, `chat.py` and `serve.py` print it as one line naming what is wrong and
+exit with its `exit_code`, never a traceback. Anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+
+
+class UserError(Exception):
+    """Something the user can fix; `str(error)` says what and where."""
+
+    exit_code = 1
+
+
+class ConfigError(UserError, ValueError):
+    """A configuration key, value or combination that is not allowed (exit status 2, as argparse)."""
+
+    exit_code = 2
+
+
+class RunNotFound(UserError, FileNotFoundError):
+    """A run directory (or export) that does not exist or is not finished (a bad argument: exit status 2)."""
+
+    exit_code = 2
+
+
+def run_command(name: str, main, argv=None) -> int:
+    """`main(argv)`'s exit status; a `UserError` becomes one line on stderr and its exit code."""
+    try:
+        return main(argv)
+    except UserError as error:
+        print(f"{name}: {error}", file=sys.stderr)
+        return error.exit_code
