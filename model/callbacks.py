@@ -16,11 +16,11 @@
 
 from __future__ import annotations
 
-import csv
 import time
 from pathlib import Path
 
 import keras
+import pandas as pd
 import tensorflow as tf
 
 from config import DataConfig
@@ -77,22 +77,22 @@ class Throughput(keras.callbacks.Callback):
 
 
 def read_history(path: Path) -> list[dict]:
-    if not Path(path).exists():
+    """The rows of Keras' `history.csv` as {column: float}, blank cells left out."""
+    if not Path(path).exists() or Path(path).stat().st_size == 0:
         return []
-    with open(path, newline="", encoding="utf-8") as file:
-        return [{k: float(v) for k, v in row.items() if v not in ("", None)} for row in csv.DictReader(file)]
+    frame = pd.read_csv(path)
+    return [{k: float(v) for k, v in row.items() if pd.notna(v)} for row in frame.to_dict("records")]
 
 
 def truncate_history(path: Path, epochs_done: int) -> list[dict]:
     """Drop rows of epochs that the backup does not cover (killed after logging, before backup)."""
     rows = [r for r in read_history(path) if int(r["epoch"]) < epochs_done]
     if Path(path).exists():
-        with open(path, "w", newline="", encoding="utf-8") as file:
-            if rows:
-                writer = csv.DictWriter(file, fieldnames=list(rows[0]))
-                writer.writeheader()
-                for row in rows:
-                    writer.writerow({k: (int(v) if k == "epoch" else v) for k, v in row.items()})
+        if rows:
+            frame = pd.read_csv(path)
+            frame[frame["epoch"] < epochs_done].to_csv(path, index=False)
+        else:
+            Path(path).write_text("", encoding="utf-8")  # CSVLogger writes the header again.
     return rows
 
 
