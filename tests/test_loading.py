@@ -19,7 +19,7 @@ def test_parse_source():
     assert parse_source("a/b.json@2.5") == ("a/b.json", 2.5)
     with pytest.raises(DataError, match="must be a number"):
         parse_source("a.csv@two")
-    with pytest.raises(DataError, match="must be > 0"):
+    with pytest.raises(DataError, match="must be a finite number > 0"):
         parse_source("a.csv@0")
 
 

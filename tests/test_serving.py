@@ -213,6 +213,7 @@ BAD_GRPC = [
     ("1 MB text", {"text": ["가" * 1_000_000]}, {}, "INVALID_ARGUMENT"),
     ("empty batch", {"text": np.array([], object)}, {}, "INVALID_ARGUMENT"),
     ("10,000-item batch", {"text": ["안녕"] * 10_000}, {}, "INVALID_ARGUMENT"),
+    ("6 MB message", {"text": ["가" * 2_000_000]}, {}, "RESOURCE_EXHAUSTED"),  # gRPC's 4 MiB receive limit.
     ("empty question", {"text": [""]}, {}, "INVALID_ARGUMENT"),
     ("whitespace question", {"text": ["  \t"]}, {}, "INVALID_ARGUMENT"),
     ("not UTF-8", {"text": np.array([b"\xff\xfe"], object)}, {}, "INVALID_ARGUMENT"),
