@@ -51,7 +51,11 @@ def parse_args(argv=None):
 def read_probes(path: str | None) -> list[str]:
     if not path:
         return []
-    lines = (line.strip() for line in Path(path).read_text(encoding="utf-8").splitlines())
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise UserError(f"{path}: cannot read the questions file: {error}") from error
+    lines = (line.strip() for line in text.splitlines())
     probes = [line for line in lines if line and not line.startswith("#")]  # "#": a comment.
     if not probes:
         raise UserError(f"{path}: no questions (one per line)")
