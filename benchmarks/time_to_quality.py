@@ -1,0 +1,71 @@
+"""Wall time until a run's validation perplexity first reaches a target: compare finished runs side by side.
+
+    python benchmarks/time_to_quality.py runs/today runs/candidate            # target: the first run's best
+    python benchmarks/time_to_quality.py runs/seed --target 21.71
+
+Reads each run's `history.csv` (Keras' per-epoch log: `epoch_seconds` includes validation)
+and `metrics.json`/`config.yaml` (precision, batch size, learning-rate scale), and prints
+the epochs and seconds until `val_perplexity <= target`, and each run's time as a ratio of
+the first run's. Runs to compare must be trained one after the other on the same machine
+(state the CPU and its flags beside the figures); epoch times on a shared VM vary.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from config import load_config  # noqa: E402
+from model.callbacks import read_history  # noqa: E402
+
+
+def time_to_target(rows: list[dict], target: float) -> tuple[int, float] | None:
+    """(epochs, seconds) until val_perplexity first reaches `target`, or None if it never does."""
+    seconds = 0.0
+    for row in rows:
+        seconds += row.get("epoch_seconds", 0.0)
+        if row.get("val_perplexity", float("inf")) <= target:
+            return int(row["epoch"]) + 1, seconds
+    return None
+
+
+def describe(run_dir: Path) -> str:
+    config = load_config(run_dir / "config.yaml")
+    metrics_path = run_dir / "metrics.json"
+    precision = json.loads(metrics_path.read_text())["precision"] if metrics_path.exists() else config.train.mixed_precision
+    return f"{precision}, batch {config.train.batch_size}, lr x{config.train.learning_rate_scale:g}"
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("runs", nargs="+", type=Path, help="run directories; the first is the reference")
+    parser.add_argument("--target", type=float, help="validation perplexity to reach (default: the first run's best)")
+    args = parser.parse_args(argv)
+    histories = {run: read_history(run / "history.csv") for run in args.runs}
+    for run, rows in histories.items():
+        if not rows or "val_perplexity" not in rows[0]:
+            print(f"time_to_quality.py: {run} has no history.csv with val_perplexity", file=sys.stderr)
+            return 2
+    target = args.target or min(r["val_perplexity"] for r in histories[args.runs[0]])
+    print(f"target: validation perplexity <= {target:.2f}")
+    print(f"{'run':<28} {'settings':<32} {'best ppl':>8} {'epochs':>7} {'minutes':>8} {'ratio':>6}")
+    reference = None
+    for run, rows in histories.items():
+        reached = time_to_target(rows, target)
+        best = min(r["val_perplexity"] for r in rows)
+        if reached is None:
+            print(f"{str(run):<28} {describe(run):<32} {best:>8.2f} {'never':>7} {'-':>8} {'-':>6}")
+            continue
+        epochs, seconds = reached
+        reference = reference or seconds
+        print(f"{str(run):<28} {describe(run):<32} {best:>8.2f} {epochs:>7} {seconds / 60:>8.1f} "
+              f"{seconds / reference:>6.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
