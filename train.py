@@ -57,11 +57,11 @@ def resolve(args: argparse.Namespace):
         if value is not None:
             overrides.setdefault(section, {})[key] = value
     config = build_config(args.preset, args.config, overrides)
-    files = [parse_source(entry)[0] for entry in config.data.sources] + [config.data.character or ""]
-    for name, path in zip(["data.sources"] * len(config.data.sources) + ["data.character"], files):
+    sources = [parse_source(entry)[0] for entry in config.data.sources]
+    for key, path in [*(("data.sources", p) for p in sources), ("data.character", config.data.character)]:
         if path and not Path(path).is_file():  # Found before any file is written.
-            raise DataError(f"{path}: no such file ({name})")
-    names = [Path(path).stem for path in files[:-1]] or ["chatbot_data"]
+            raise DataError(f"{path}: no such file ({key})")
+    names = [Path(path).stem for path in sources] or ["chatbot_data"]
     data_name = "+".join(names) + (f"+{Path(config.data.character).stem}" if config.data.character else "")
     run_dir = Path(args.run_dir or Path("runs") / f"{config.preset}-{data_name}")
     return config, run_dir

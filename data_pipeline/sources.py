@@ -44,9 +44,8 @@ QUESTION_COLUMN, ANSWER_COLUMN = "Q", "A"
 MAX_TEXT_CHARS = 1000  # A longer turn is no chat line (and the server refuses longer questions).
 _WHITESPACE = re.compile(r"\s+")
 _ZERO_WIDTH = re.compile("[\u200b\u2060\ufeff]")  # Zero-width space, word joiner, BOM (joiners are kept: emoji).
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x84\x86-\x9f]")  # C0/C1 but whitespace.
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x84\x86-\x9f]")  # C0/C1 but whitespace.
 _SURROGATE = re.compile("[\ud800-\udfff]")
-_FALLBACK_ENCODINGS = ("utf-8-sig", "cp949")  # cp949: common for Korean CSVs from Windows.
 MAX_LISTED_PROBLEMS = 200  # In `ReadReport.problems` (data_report.json); all are counted and logged.
 
 
@@ -119,7 +118,7 @@ def clean_text(text) -> tuple[str, str]:
         return "", "undecodable bytes"
     if _SURROGATE.search(text):
         return "", "lone surrogate"
-    control = _CONTROL.search(text)
+    control = CONTROL_CHARACTERS.search(text)
     if control:
         return "", f"control character U+{ord(control.group()):04X}"
     text = normalize_text(text)
@@ -151,21 +150,11 @@ class _Collected:
         return self.dialogues, self.report
 
 
-def _decode(raw: bytes, report: ReadReport) -> str:
-    """Decode strictly as UTF-8 (BOM allowed) or CP949; else replace bad bytes (rows skipped later)."""
-    for encoding in _FALLBACK_ENCODINGS:
-        try:
-            text = raw.decode(encoding)
-            report.encoding = encoding
-            return text
-        except UnicodeDecodeError:
-            continue
-    report.encoding = "utf-8 (with undecodable bytes)"
-    return raw.decode("utf-8", errors="replace").lstrip("\ufeff")
-
-
 def _decode_lines(raw: bytes, report: ReadReport) -> str:
     """Decode line by line: UTF-8 (BOM allowed), else CP949; bad bytes become U+FFFD (their rows are skipped).
+
+    Used for every format (CP949 is common for Korean files from Windows); a JSON file's raw
+    newlines lie between tokens, so decoding it line by line is decoding it whole.
 
     Lines end in LF, CRLF or CR alike; the text returned ends its lines in LF."""
     lines, used = [], Counter()
@@ -479,7 +468,7 @@ def _aihub_turns(content: dict, where: str, report: ReadReport) -> list[str]:
 
 def _load_json_list(path: Path, report: ReadReport) -> list:
     try:
-        records = json.loads(_decode(path.read_bytes(), report))
+        records = json.loads(_decode_lines(path.read_bytes(), report))
     except OSError as error:
         raise DataError(f"{path}: cannot read: {error}") from error
     except json.JSONDecodeError as error:

@@ -61,13 +61,14 @@ class Response:
     headers: dict[str, str] = field(default_factory=dict)
 
 
+def json_body(value) -> bytes:
+    """UTF-8 JSON; a lone surrogate echoed from a request stays a JSON escape instead of failing."""
+    return json.dumps(value, ensure_ascii=False).encode("utf-8", "backslashreplace")
+
+
 def json_error(status: int, message: str, **headers: str) -> Response:
-    return Response(status, error_body(message), headers=headers)
-
-
-def error_body(message: str) -> bytes:
-    """TF Serving's `{"error": ...}`; a lone surrogate echoed from a request stays a JSON escape."""
-    return json.dumps({"error": message}, ensure_ascii=False).encode("utf-8", "backslashreplace")
+    """TF Serving's `{"error": ...}` answer."""
+    return Response(status, json_body({"error": message}), headers=headers)
 
 
 class _Refused(Exception):
@@ -84,11 +85,9 @@ class HttpServer:
         self.handle, self.host, self.requested_port, self.limits = handle, host, port, limits
         self.extra_headers = dict(extra_headers or {})  # On every answer (CORS), refusals included.
         self.port = None
-        self.connections = 0
         self.in_flight = 0
         self._draining = False
-        self._writers: set[asyncio.StreamWriter] = set()
-        self._tasks: set[asyncio.Task] = set()
+        self._open: dict[asyncio.Task, asyncio.StreamWriter] = {}  # One entry per open connection.
         self._pool = ThreadPoolExecutor(limits.worker_threads, thread_name_prefix="rest")
         self._loop = asyncio.new_event_loop()
         self._ready = threading.Event()
@@ -133,10 +132,10 @@ class HttpServer:
         while self.in_flight and self._loop.time() < deadline:
             await asyncio.sleep(0.02)
         finished = self.in_flight == 0
-        for writer in list(self._writers):
+        for writer in list(self._open.values()):
             writer.close()
-        if self._tasks:  # Closed transports end their reads; a request past its grace is cancelled.
-            _, stuck = await asyncio.wait(list(self._tasks), timeout=0.5)
+        if self._open:  # Closed transports end their reads; a request past its grace is cancelled.
+            _, stuck = await asyncio.wait(list(self._open), timeout=0.5)
             for task in stuck:
                 task.cancel()
             await asyncio.wait(stuck, timeout=1) if stuck else None
@@ -144,14 +143,13 @@ class HttpServer:
 
     # -- one connection -------------------------------------------------------------
     async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        if self.connections >= self.limits.max_connections or self._draining:
+        if len(self._open) >= self.limits.max_connections or self._draining:
             await self._send_and_close(writer, json_error(
                 503, f"this server holds its limit of {self.limits.max_connections} open connections; retry",
                 **{"Retry-After": "1"}))
             return
-        self.connections += 1
-        self._writers.add(writer)
-        self._tasks.add(asyncio.current_task())
+        task = asyncio.current_task()
+        self._open[task] = writer
         try:
             await self._serve(reader, writer)
         except (ConnectionError, TimeoutError, OSError) as error:
@@ -161,9 +159,7 @@ class HttpServer:
         except asyncio.CancelledError:  # `stop` past its grace period.
             log.debug("connection from %s cut off at shutdown", writer.get_extra_info("peername"))
         finally:
-            self.connections -= 1
-            self._writers.discard(writer)
-            self._tasks.discard(asyncio.current_task())
+            del self._open[task]
             writer.close()
 
     async def _serve(self, reader, writer) -> None:
@@ -255,10 +251,7 @@ class HttpServer:
         except (TimeoutError, ConnectionError, OSError):
             pass
 
-    async def _write(self, connection: h11.Connection, writer, response: Response, close: bool,
-                     head: bool = False) -> None:
-        if response.status == 204 or head:  # No body, as h11 frames these.
-            response = Response(response.status, b"", response.content_type, response.headers)
+    def _headers(self, response: Response, close: bool) -> dict[str, str]:
         headers = {**self.extra_headers, **response.headers}
         if response.status != 204:
             headers["Content-Length"] = str(len(response.body))
@@ -266,9 +259,16 @@ class HttpServer:
             headers["Content-Type"] = response.content_type
         if close:
             headers["Connection"] = "close"
+        return headers
+
+    async def _write(self, connection: h11.Connection, writer, response: Response, close: bool,
+                     head: bool = False) -> None:
+        if response.status == 204 or head:  # No body, as h11 frames these.
+            response = Response(response.status, b"", response.content_type, response.headers)
         if connection.their_state is h11.ERROR or connection.our_state is not h11.SEND_RESPONSE:
-            await self._send_and_close(writer, response, headers)  # h11 will not frame it: write it raw.
+            await self._send_and_close(writer, response)  # h11 will not frame it: write it raw.
             return
+        headers = self._headers(response, close)
         data = connection.send(h11.Response(status_code=response.status, headers=list(headers.items()),
                                             reason=_reason(response.status).encode("ascii")))
         data += connection.send(h11.Data(data=response.body)) + connection.send(h11.EndOfMessage())
@@ -276,10 +276,8 @@ class HttpServer:
         async with asyncio.timeout(self.limits.write_timeout_s):
             await writer.drain()
 
-    async def _send_and_close(self, writer, response: Response, headers: dict | None = None) -> None:
-        headers = headers or {**self.extra_headers, **response.headers, "Content-Length": str(len(response.body)),
-                              "Content-Type": response.content_type or "application/octet-stream"}
-        headers["Connection"] = "close"
+    async def _send_and_close(self, writer, response: Response) -> None:
+        headers = self._headers(response, close=True)
         head = f"HTTP/1.1 {response.status} {_reason(response.status)}\r\n" + "".join(
             f"{name}: {value}\r\n" for name, value in headers.items())
         try:

@@ -13,7 +13,6 @@ input has a batch dimension (`Batcher`).
 from __future__ import annotations
 
 import logging
-import re
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,12 +21,12 @@ import numpy as np
 import tensorflow as tf
 from tensorflow_serving.apis import prediction_log_pb2
 
+from data_pipeline.sources import CONTROL_CHARACTERS
 from serving.batching import Batcher
 from serving.export import WARMUP_FILE, versions
 from serving.loaded_model import LoadedVersion, RequestError, session_config
 
 log = logging.getLogger("serve")
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")  # C0 and C1, but tab, LF, CR.
 
 
 @dataclass(frozen=True)
@@ -158,7 +157,7 @@ class ModelServer:
         if len(text) > self.limits.max_text_chars:
             raise RequestError("INVALID_ARGUMENT", f"input {key!r} holds a text longer than "
                                                    f"{self.limits.max_text_chars} characters, this server's limit")
-        control = _CONTROL.search(text)
+        control = CONTROL_CHARACTERS.search(text)
         if control:
             raise RequestError("INVALID_ARGUMENT", f"input {key!r} holds a control character "
                                                    f"(U+{ord(control.group()):04X})")

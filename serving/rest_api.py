@@ -18,7 +18,6 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import logging
 import re
 from pathlib import Path
 
@@ -26,11 +25,10 @@ import numpy as np
 import tensorflow as tf
 
 from serving.api_messages import HTTP_STATUS, metadata_response, status_response, to_json
-from serving.http_server import HttpLimits, HttpServer, Request, Response, json_error
+from serving.http_server import HttpLimits, HttpServer, Request, Response, json_body, json_error
 from serving.loaded_model import RequestError
 from serving.model_server import ModelServer
 
-log = logging.getLogger("serve")
 WEB_DIR = Path(__file__).resolve().parent / "web"
 WEB_FILES = {"/": ("index.html", "text/html; charset=utf-8"), "/index.html": ("index.html", "text/html; charset=utf-8"),
              "/chat.js": ("chat.js", "text/javascript; charset=utf-8"), "/chat.css": ("chat.css", "text/css; charset=utf-8")}
@@ -176,7 +174,7 @@ class RestApi:
             body = self._get(request.target) if method == "GET" else self._post(request)
         except RequestError as error:
             return json_error(HTTP_STATUS.get(error.code, 500), error.message)
-        return Response(200, json.dumps(body, ensure_ascii=False).encode("utf-8", "backslashreplace"))
+        return Response(200, json_body(body))
 
     def _get(self, target: str) -> dict:
         name, version, rest = parse_path(target)

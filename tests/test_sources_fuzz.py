@@ -133,6 +133,15 @@ def json_texts_bad():
     ]
 
 
+def shuffled_json_file(path, good: list, duplicate, bad: list, seed: int):
+    """A JSON list of the good records, one duplicate and the bad ones, shuffled: (path, [(kind, record, reason)])."""
+    records = [("good", record, None) for record in good] + [("good", duplicate, "duplicate")]
+    records += [("bad", record, reason) for _, record, reason in bad]
+    random.Random(seed).shuffle(records)
+    path.write_text(json.dumps([r for _, r, _ in records]), encoding="utf-8")  # "\ud800" stays an escape.
+    return path, records
+
+
 def test_jsonl_keeps_every_good_line_and_names_every_bad_one(tmp_path):
     for seed in SEEDS:
         rng = random.Random(seed)
@@ -196,12 +205,7 @@ def test_xpersona_keeps_every_good_record_and_names_every_bad_one(tmp_path):
         ("persona NUL", {"persona": ["\u0000"], "dialogue": [["a", "b"]]}, "persona sentence: control"),
     ]
     for seed in SEEDS:
-        rng = random.Random(seed)
-        records = [("good", record, None) for record in good] + [("good", good[3], "duplicate")]
-        records += [("bad", record, reason) for _, record, reason in bad]
-        rng.shuffle(records)
-        path = tmp_path / f"x{seed}.json"
-        path.write_text(json.dumps([r for _, r, _ in records]), encoding="utf-8")  # "\ud800" stays an escape.
+        path, records = shuffled_json_file(tmp_path / f"x{seed}.json", good, good[3], bad, seed)
         dialogues, report = read_xpersona_json(path)
         assert {d.turns for d in dialogues} == {tuple(t for pair in r["dialogue"] for t in pair) for r in good}
         assert report.duplicates == 1
@@ -228,12 +232,7 @@ def test_aihub_keeps_every_good_record_and_names_every_bad_one(tmp_path):
         ("content not an object", {"talk": {"content": ["a"]}}, "no talk.content object"),
     ]
     for seed in SEEDS:
-        rng = random.Random(seed)
-        records = [("good", r, None) for r in good] + [("good", good[0], "duplicate")]
-        records += [("bad", r, reason) for _, r, reason in bad]
-        rng.shuffle(records)
-        path = tmp_path / f"a{seed}.json"
-        path.write_text(json.dumps([r for _, r, _ in records]), encoding="utf-8")  # "\ud800" stays an escape.
+        path, records = shuffled_json_file(tmp_path / f"a{seed}.json", good, good[0], bad, seed)
         dialogues, report = read_aihub_json(path)
         assert {d.turns for d in dialogues} == {(f"질문 {i}", f"대답 {i}") for i in range(20)}
         assert report.duplicates == 1
