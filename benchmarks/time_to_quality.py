@@ -5,8 +5,8 @@
 
 Reads each run's `history.csv` (Keras' per-epoch log: `epoch_seconds` includes validation)
 and `metrics.json`/`config.yaml` (precision, batch size, learning-rate scale), and prints
-the epochs and seconds until `val_perplexity <= target`, and each run's time as a ratio of
-the first run's. Runs to compare must be trained one after the other on the same machine
+the epochs and seconds until `val_perplexity <= target`, and each run's epochs and time as ratios
+of the first run's (the epoch ratio does not depend on the machine's speed). Runs to compare must be trained one after the other on the same machine
 (state the CPU and its flags beside the figures); epoch times on a shared VM vary.
 """
 
@@ -37,7 +37,8 @@ def describe(run_dir: Path) -> str:
     config = load_config(run_dir / "config.yaml")
     metrics_path = run_dir / "metrics.json"
     precision = json.loads(metrics_path.read_text())["precision"] if metrics_path.exists() else config.train.mixed_precision
-    return f"{precision}, batch {config.train.batch_size}, lr x{config.train.learning_rate_scale:g}"
+    train = config.train
+    return f"{precision}, batch {train.batch_size}, lr x{train.learning_rate_scale:g}, wd {train.weight_decay:g}"
 
 
 def main(argv=None) -> int:
@@ -52,18 +53,18 @@ def main(argv=None) -> int:
             return 2
     target = args.target or min(r["val_perplexity"] for r in histories[args.runs[0]])
     print(f"target: validation perplexity <= {target:.2f}")
-    print(f"{'run':<28} {'settings':<32} {'best ppl':>8} {'epochs':>7} {'minutes':>8} {'ratio':>6}")
+    print(f"{'run':<20} {'settings':<40} {'best ppl':>8} {'epochs':>7} {'ratio':>6} {'minutes':>8} {'ratio':>6}")
     reference = None
     for run, rows in histories.items():
         reached = time_to_target(rows, target)
         best = min(r["val_perplexity"] for r in rows)
         if reached is None:
-            print(f"{str(run):<28} {describe(run):<32} {best:>8.2f} {'never':>7} {'-':>8} {'-':>6}")
+            print(f"{str(run):<20} {describe(run):<40} {best:>8.2f} {'never':>7} {'-':>6} {'-':>8} {'-':>6}")
             continue
         epochs, seconds = reached
-        reference = reference or seconds
-        print(f"{str(run):<28} {describe(run):<32} {best:>8.2f} {epochs:>7} {seconds / 60:>8.1f} "
-              f"{seconds / reference:>6.2f}")
+        reference = reference or (epochs, seconds)
+        print(f"{str(run):<20} {describe(run):<40} {best:>8.2f} {epochs:>7} {epochs / reference[0]:>6.2f} "
+              f"{seconds / 60:>8.1f} {seconds / reference[1]:>6.2f}")
     return 0
 
 

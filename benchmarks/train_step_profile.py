@@ -1,0 +1,144 @@
+"""Where a training step's time goes: forward, backward, output projection, optimizer.
+
+    python benchmarks/train_step_profile.py [--data ../shared/data/ChatbotData.csv]
+        [--mixed-precision none] [--trace-dir DIR]
+
+The seed model, its real bucketed batches (the training pipeline, word dropout
+included) and the default optimizer (AdamW + weight averaging). Each part is its own
+compiled function, timed in alternating rounds over the same batches so that machine
+drift hits all of them:
+
+    full step        what `fit` runs: forward, loss, backward, AdamW + EMA, metrics
+    forward + loss   the model and the label-smoothed loss, no gradients
+    forward+backward the gradients, no optimizer
+    optimizer        AdamW + EMA applied to fixed gradients
+    output head      tied-embedding projection + loss + their gradients, at the batch's
+                     decoder shape (all positions) and at its non-padding positions only
+
+`--trace-dir` also records a `tf.profiler` trace of a few full steps there, for
+TensorBoard's profile plugin (`pip install tensorboard-plugin-profile`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import keras  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from config import PAD_ID, build_config  # noqa: E402
+from data_pipeline.loading import prepare_data  # noqa: E402
+from model.precision import policy_name, resolve_precision  # noqa: E402
+from model.training import compile_model, make_pipelines  # noqa: E402
+from model.transformer import build_model  # noqa: E402
+
+
+def part_functions(model, batches):
+    """name -> function(batch) for every part measured."""
+    loss_fn = model.loss
+    variables = model.trainable_variables
+    fixed_grads = [tf.random.normal(v.shape, stddev=1e-3) for v in variables]
+    embedding = model.token_embedding
+
+    @tf.function(reduce_retracing=True)
+    def forward(inputs, targets):
+        return loss_fn(targets, model(inputs, training=True))
+
+    @tf.function(reduce_retracing=True)
+    def forward_backward(inputs, targets):
+        with tf.GradientTape() as tape:
+            loss = loss_fn(targets, model(inputs, training=True))
+        return tape.gradient(loss, variables)
+
+    @tf.function
+    def optimizer_step():
+        model.optimizer.apply(fixed_grads, variables)
+
+    @tf.function(reduce_retracing=True)
+    def head(hidden, targets):
+        with tf.GradientTape() as tape:
+            tape.watch(hidden)
+            loss = loss_fn(targets, model.logits(hidden))
+        return tape.gradient(loss, [hidden, embedding.embeddings])
+
+    def head_all(inputs, targets):
+        shape = tf.concat([tf.shape(targets), [model.hidden_dim]], 0)
+        return head(tf.random.normal(shape, dtype=model.compute_dtype), targets)
+
+    def head_real(inputs, targets):
+        real = tf.boolean_mask(targets, targets != PAD_ID)[None, :]
+        shape = tf.concat([tf.shape(real), [model.hidden_dim]], 0)
+        return head(tf.random.normal(shape, dtype=model.compute_dtype), real)
+
+    return {
+        "full step": lambda inputs, targets: model.train_on_batch(inputs, targets),
+        "forward + loss": lambda inputs, targets: forward(inputs, targets).numpy(),
+        "forward+backward": lambda inputs, targets: [g.numpy() for g in forward_backward(inputs, targets)[:1]],
+        "optimizer": lambda inputs, targets: optimizer_step(),
+        "output head, all positions": lambda inputs, targets: head_all(inputs, targets)[0].numpy(),
+        "output head, real positions": lambda inputs, targets: head_real(inputs, targets)[0].numpy(),
+    }
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", default=str(Path(__file__).resolve().parents[2] / "shared" / "data" / "ChatbotData.csv"))
+    parser.add_argument("--preset", default="seed")
+    parser.add_argument("--batches", type=int, default=16, help="real training batches each part runs over")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--mixed-precision", default="none")
+    parser.add_argument("--trace-dir", help="also write a tf.profiler trace of a few full steps here")
+    args = parser.parse_args(argv)
+
+    config = build_config(args.preset, overrides={"data": {"sources": [args.data]},
+                                                  "train": {"mixed_precision": args.mixed_precision}})
+    with tempfile.TemporaryDirectory() as tmp:
+        data = prepare_data(config.data, Path(tmp))
+    train_ds, _ = make_pipelines(config, data)
+    batches = list(train_ds.take(args.batches))
+    keras.utils.set_random_seed(config.train.seed)
+    model = build_model(config.model, len(data.vocabulary), config.data.max_length,
+                        dtype=policy_name(resolve_precision(args.mixed_precision)))
+    compile_model(model, config)
+    parts = part_functions(model, batches)
+    seconds = dict.fromkeys(parts, 0.0)
+    for round_ in range(args.rounds + 1):  # Round 0 traces every shape and is not counted.
+        for name, run in parts.items():
+            start = time.perf_counter()
+            for inputs, targets in batches:
+                run(inputs, targets)
+            if round_:
+                seconds[name] += time.perf_counter() - start
+    if args.trace_dir:
+        tf.profiler.experimental.start(args.trace_dir)
+        for inputs, targets in batches[:4]:
+            model.train_on_batch(inputs, targets)
+        tf.profiler.experimental.stop()
+        print(f"tf.profiler trace of 4 full steps: {args.trace_dir}")
+
+    steps = args.rounds * len(batches)
+    real = sum(int(tf.math.count_nonzero(t)) for _, t in batches)
+    positions = sum(int(tf.size(t)) for _, t in batches)
+    full = seconds["full step"] / steps
+    print(f"preset {args.preset}, {args.mixed_precision}, {len(batches)} real batches of {config.train.batch_size} "
+          f"({1 - real / positions:.1%} of target positions padding), {args.rounds} alternating rounds")
+    print(f"{'part':<30} {'ms/step':>8} {'of full step':>13}")
+    for name, total in seconds.items():
+        print(f"{name:<30} {1000 * total / steps:>8.1f} {total / steps / full:>13.1%}")
+    backward = (seconds["forward+backward"] - seconds["forward + loss"]) / steps
+    rest = full - seconds["forward+backward"] / steps - seconds["optimizer"] / steps
+    print(f"{'(backward alone)':<30} {1000 * backward:>8.1f} {backward / full:>13.1%}")
+    print(f"{'(metrics, fit overhead)':<30} {1000 * rest:>8.1f} {rest / full:>13.1%}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
