@@ -4,10 +4,11 @@
     python benchmarks/time_to_quality.py runs/seed --target 21.71
 
 Reads each run's `history.csv` (Keras' per-epoch log: `epoch_seconds` includes validation)
-and `metrics.json`/`config.yaml` (precision, batch size, learning-rate scale), and prints
-the epochs and seconds until `val_perplexity <= target`, and each run's epochs and time as ratios
-of the first run's (the epoch ratio does not depend on the machine's speed). Runs to compare must be trained one after the other on the same machine
-(state the CPU and its flags beside the figures); epoch times on a shared VM vary.
+and `metrics.json`/`config.yaml` (precision, batch size, learning-rate scale, weight decay),
+and prints the epochs and seconds until `val_perplexity <= target`, and each run's epochs and
+time as ratios of the first run's (the epoch ratio does not depend on the machine's speed).
+Wall times compare only for runs trained one after the other on the same machine (state the
+CPU and its flags beside the figures); epoch times on a shared VM vary.
 """
 
 from __future__ import annotations
