@@ -197,10 +197,20 @@ class RetrievalConfig:
     """
 
     enabled: bool = True
-    threshold: float = 0.25  # TF-IDF cosine from which the retrieved response is the reply (ChatbotData: 6.5% generate).
+    # Similarity from which the retrieved response is the reply: ChatbotData 0.5% generate (0.25: 6.5%, the
+    # same chrF); on XPersona 0.25 generated 58% of the replies, 38% of them one collapsed reply (README).
+    threshold: float = 0.15
     # The index leaves out the postings of n-grams in more than this share of keys (" ", "요", "."):
     # the same top-1 answers on ChatbotData, a third of the query time, a ninth at batch 32.
     max_key_share: float = 0.1
+    # A character's identity pairs shadow other sources' examples whose question is at least this
+    # similar to an identity question (1.0: only exact repeats). At 0.7 the haru run names itself for
+    # 9 of 10 held-out identity paraphrases instead of 6; ChatbotData's own answers are unchanged (README).
+    identity_shadow: float = 0.7
+    # Keys with a persona or earlier turns are also matched by their question alone, with this weight:
+    # on held-out XPersona the persona-keyed lookup gave one reply to 9.5% of the questions (distinct-2
+    # 0.155), at 0.7 2.2% (0.81); ChatbotData is unchanged (README, Results).
+    question_weight: float = 0.7
     # > 0: the other design measured instead of the threshold: this many retrieved responses and the
     # generated reply scored by the model (similarity_weight * similarity + mean token log-probability,
     # generation_bonus for the generated one). No better on ChatbotData, 2.1-2.3x greedy's latency (README).
@@ -211,6 +221,9 @@ class RetrievalConfig:
     def __post_init__(self):
         require(0.0 <= self.threshold <= 1.0, "retrieval.threshold", self.threshold, "in [0, 1] (a cosine similarity)")
         require(0.0 < self.max_key_share <= 1.0, "retrieval.max_key_share", self.max_key_share, "in (0, 1]")
+        require(0.0 <= self.question_weight <= 1.0, "retrieval.question_weight", self.question_weight, "in [0, 1]")
+        require(0.0 < self.identity_shadow <= 1.0, "retrieval.identity_shadow", self.identity_shadow,
+                "in (0, 1] (a cosine similarity; 1.0: only exact repeats of identity questions)")
         require(self.rerank_top_k >= 0, "retrieval.rerank_top_k", self.rerank_top_k, ">= 0 (0: the threshold design)")
         for key in ("similarity_weight", "generation_bonus"):
             value = getattr(self, key)

@@ -69,7 +69,7 @@ def main(argv=None) -> int:
           f"{args.rounds} alternating rounds")
     print(f"oneDNN {'off' if os.environ.get('TF_ENABLE_ONEDNN_OPTS') == '0' else 'on (default)'}")
     with tempfile.TemporaryDirectory() as tmp:
-        index = run_index(run.run_dir, run.config.retrieval.max_key_share)
+        index = run_index(run.run_dir, run.config.retrieval)
         rerank = dataclasses.replace(config, retrieval=dataclasses.replace(config.retrieval, rerank_top_k=8))
         exports = {"greedy (no retrieval index)": (None, config), "hybrid (as exported)": (index, config),
                    "hybrid, model reranking of 8": (index, rerank)}

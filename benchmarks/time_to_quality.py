@@ -39,7 +39,8 @@ def describe(run_dir: Path) -> str:
     metrics_path = run_dir / "metrics.json"
     precision = json.loads(metrics_path.read_text())["precision"] if metrics_path.exists() else config.train.mixed_precision
     train = config.train
-    return f"{precision}, batch {train.batch_size}, lr x{train.learning_rate_scale:g}, wd {train.weight_decay:g}"
+    schedule = f", {train.epochs} ep, cooldown {train.cooldown_fraction:g}" if train.cooldown_fraction else ""
+    return f"{precision}, batch {train.batch_size}, lr x{train.learning_rate_scale:g}, wd {train.weight_decay:g}{schedule}"
 
 
 def main(argv=None) -> int:

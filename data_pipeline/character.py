@@ -26,6 +26,14 @@ import yaml
 from data_pipeline.sources import DataError, Dialogue, normalize_text
 
 
+IDENTITY_SOURCE_MARK = ":identity "  # An identity pair's source: "<character file>:identity <n>".
+
+
+def is_identity_source(source: str) -> bool:
+    """Whether an example's `source` names a character's identity pair (see `identity_dialogues`)."""
+    return IDENTITY_SOURCE_MARK in source
+
+
 @dataclass(frozen=True)
 class Character:
     name: str
@@ -38,7 +46,7 @@ class Character:
     def identity_dialogues(self, with_persona: bool = False) -> list[Dialogue]:
         persona = self.persona if with_persona else ()
         return [
-            Dialogue((question, answer), persona, f"{self.source}:identity {index}")
+            Dialogue((question, answer), persona, f"{self.source}{IDENTITY_SOURCE_MARK}{index}")
             for index, (question, answer) in enumerate(self.identity)
         ]
 

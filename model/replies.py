@@ -41,7 +41,7 @@ class RunReplies:
         self.run = run
         self.history_turns = run.history_turns  # Earlier turns sent with the question.
         enabled = run.config.retrieval.enabled if retrieval is None else retrieval
-        self.index = run_index(run.run_dir, run.config.retrieval.max_key_share) if enabled else None
+        self.index = run_index(run.run_dir, run.config.retrieval) if enabled else None
         self._functions: dict[tuple, tuple] = {}
 
     def functions(self, settings: DecodingSettings):

@@ -20,6 +20,7 @@ so its cost grows with how many keys share its n-grams, not with the whole index
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +30,14 @@ from errors import RunNotFound
 
 NGRAM_WIDTHS = (1, 2, 3)
 BUCKETS = 2**18  # Hashed n-gram ids; ChatbotData's keys hold ~70k distinct 1-3-grams.
+
+
+QUESTION_OF_KEY = r"^.*(\[PERSONA\] |\[SEP\] )"  # Everything up to the last persona or turn separator.
+
+
+def question_texts(keys: tf.Tensor) -> tf.Tensor:
+    """[B] keys -> [B] their questions: the last turn, without persona and earlier turns (RE2, greedy)."""
+    return tf.strings.regex_replace(keys, QUESTION_OF_KEY, "")
 
 
 def key_texts(personas: tf.Tensor, contexts: tf.Tensor) -> tf.Tensor:
@@ -54,6 +63,22 @@ def _tfidf_rows(ids: list[np.ndarray], idf: np.ndarray) -> list[tuple[np.ndarray
     return rows
 
 
+def _not_shadowed(examples, threshold: float, buckets: int) -> list:
+    """`examples` without the non-identity ones whose context is >= `threshold` similar to an identity question."""
+    from data_pipeline.character import is_identity_source
+
+    identity = [e.context for e in examples if is_identity_source(e.source)]
+    if not identity or len(identity) == len(examples):
+        return examples
+    contexts = RetrievalIndex._from_pairs([e.context for e in examples], [""] * len(examples), buckets)
+    closest = np.zeros(len(examples), np.float32)
+    for start in range(0, len(identity), 256):
+        batch = contexts.similarities(tf.constant(identity[start:start + 256])).numpy()
+        closest = np.maximum(closest, batch.max(axis=0))
+    return [e for e, similarity in zip(examples, closest)
+            if similarity < threshold - 1e-5 or is_identity_source(e.source)]  # float32: a repeat is ~1 - 6e-8.
+
+
 class RetrievalIndex(tf.Module):
     """TF-IDF character n-gram index of (key, response) pairs, searchable in a graph.
 
@@ -64,8 +89,12 @@ class RetrievalIndex(tf.Module):
             `postings_rows[splits[f]:splits[f + 1]]` with `postings_values` there.
     """
 
-    def __init__(self, keys, responses, idf, postings_splits, postings_rows, postings_values):
+    def __init__(self, keys, responses, idf, postings_splits, postings_rows, postings_values,
+                 questions: "RetrievalIndex | None" = None, question_weight: float = 0.0):
         super().__init__(name="retrieval_index")
+        # Keys with a persona or earlier turns are also matched by their question alone:
+        # similarity = (1 - question_weight) * key cosine + question_weight * question cosine.
+        self.questions, self.question_weight = questions, float(question_weight if questions else 0.0)
         self.keys = list(keys)
         self.size = len(self.keys)
         self.buckets = int(len(idf))
@@ -77,20 +106,43 @@ class RetrievalIndex(tf.Module):
 
     # -- building ------------------------------------------------------------
     @classmethod
-    def build(cls, examples, buckets: int = BUCKETS, max_key_share: float = 1.0) -> "RetrievalIndex":
+    def build(cls, examples, buckets: int = BUCKETS, max_key_share: float = 1.0,
+              identity_shadow: float = 1.0, question_weight: float = 0.0) -> "RetrievalIndex":
         """From training examples (`data_pipeline.examples.Example`); duplicates are kept once.
 
         `max_key_share` < 1 leaves out the postings of n-grams found in more than that
         share of keys (" ", "요", "."): they weigh little, and reading them is most of a
         query's cost. Norms still count them, so similarities stay cosines of the full vectors
         minus those terms' (small) part of the dot product.
+
+        A character's identity pairs shadow the other examples whose question (the context,
+        without the persona) is at least `identity_shadow` similar to an identity question:
+        ChatbotData's "넌 누구냐? -> 저는 위로봇입니다." must not answer for the character.
+
+        `question_weight` > 0 also indexes each key's question (`question_texts`) and mixes its
+        cosine in: a persona shared by many dialogues otherwise outweighs what was asked.
+        Where every key is its own question (single-turn data without persona) there is
+        nothing to add and the index holds the keys only.
         """
+        examples = list(examples)
+        kept = _not_shadowed(examples, identity_shadow, buckets)
         pairs = list(dict.fromkeys(
-            (e.persona + " [PERSONA] " + e.context if e.persona else e.context, e.response) for e in examples
+            (e.persona + " [PERSONA] " + e.context if e.persona else e.context, e.response) for e in kept
         ))
         if not pairs:
             raise ValueError("cannot build a retrieval index from no examples")
-        keys, responses = [k for k, _ in pairs], [r for _, r in pairs]
+        keys = [k for k, _ in pairs]
+        index = cls._from_pairs(keys, [r for _, r in pairs], buckets, max_key_share)
+        questions = [re.sub(QUESTION_OF_KEY, "", k) for k in keys]
+        if question_weight > 0 and questions != keys:
+            index.questions = cls._from_pairs(questions, [], buckets, max_key_share)
+            index.question_weight = float(question_weight)
+        index.shadowed = len(examples) - len(kept)
+        index.built_with = (max_key_share, identity_shadow, question_weight)
+        return index
+
+    @classmethod
+    def _from_pairs(cls, keys, responses, buckets: int, max_key_share: float = 1.0) -> "RetrievalIndex":
         ids = []
         for start in range(0, len(keys), 4096):
             ids += [row.astype(np.int64) for row in ngram_ids(tf.constant(keys[start:start + 4096]), buckets).numpy()]
@@ -110,27 +162,57 @@ class RetrievalIndex(tf.Module):
         np.cumsum(np.bincount(features, minlength=buckets), out=splits[1:])
         return cls(keys, responses, idf, splits, row_ids[order], values[order])
 
+    shadowed = 0  # Examples left out because a character's identity pair shadows them (`build`).
+    built_with: tuple | None = None  # `build`'s (max_key_share, identity_shadow, question_weight); None: older file.
+
     def save(self, path: str | Path) -> None:
         np.savez_compressed(
             path, keys=np.array(self.keys, dtype=str), responses=np.array([r.decode("utf-8") for r in self.responses.numpy()], dtype=str),
             idf=self.idf.numpy(), postings_splits=self.postings_splits.numpy(),
             postings_rows=self.postings_rows.numpy(), postings_values=self.postings_values.numpy(),
+            built_with=np.array(self.built_with if self.built_with else [], np.float64), shadowed=self.shadowed,
+            question_weight=self.question_weight, **self._question_arrays(),
         )
+
+    def _question_arrays(self) -> dict:
+        if self.questions is None:
+            return {}
+        q = self.questions
+        return {"question_idf": q.idf.numpy(), "question_postings_splits": q.postings_splits.numpy(),
+                "question_postings_rows": q.postings_rows.numpy(), "question_postings_values": q.postings_values.numpy()}
 
     @classmethod
     def load(cls, path: str | Path) -> "RetrievalIndex":
         with np.load(path, allow_pickle=False) as saved:
-            return cls(saved["keys"].tolist(), saved["responses"].tolist(), saved["idf"], saved["postings_splits"],
-                       saved["postings_rows"], saved["postings_values"])
+            questions = None
+            if "question_idf" in saved:
+                questions = cls([""] * len(saved["keys"]), [], saved["question_idf"], saved["question_postings_splits"],
+                                saved["question_postings_rows"], saved["question_postings_values"])
+            index = cls(saved["keys"].tolist(), saved["responses"].tolist(), saved["idf"], saved["postings_splits"],
+                        saved["postings_rows"], saved["postings_values"], questions,
+                        float(saved["question_weight"]) if "question_weight" in saved else 0.0)
+            if "built_with" in saved and saved["built_with"].size:
+                index.built_with = tuple(float(v) for v in saved["built_with"])
+                index.shadowed = int(saved["shadowed"])
+        return index
 
     def nbytes(self) -> int:
         """Bytes the index holds in memory (variables; the key texts are kept in Python only)."""
         variables = (self.idf, self.postings_splits, self.postings_rows, self.postings_values)
-        return int(sum(v.numpy().nbytes for v in variables) + sum(len(r) for r in self.responses.numpy()))
+        own = int(sum(v.numpy().nbytes for v in variables) + sum(len(r) for r in self.responses.numpy()))
+        return own + (self.questions.nbytes() if self.questions is not None else 0)
 
     # -- searching (graph-safe) -------------------------------------------------
     def similarities(self, keys: tf.Tensor) -> tf.Tensor:
-        """[B] key texts -> [B, N] cosine similarity to every indexed key."""
+        """[B] key texts -> [B, N] similarity to every indexed key (cosines; mixed with the questions')."""
+        scores = self._cosines(keys)
+        if self.questions is None:
+            return scores
+        question_scores = self.questions._cosines(question_texts(keys))
+        return (1.0 - self.question_weight) * scores + self.question_weight * question_scores
+
+    def _cosines(self, keys: tf.Tensor) -> tf.Tensor:
+        """[B] texts -> [B, N] TF-IDF cosine to every row of this matrix."""
         ids = ngram_ids(keys, self.buckets)
         batch = tf.shape(ids.row_lengths())[0]
         flat_ids, query_rows = ids.flat_values, tf.cast(ids.value_rowids(), tf.int32)
@@ -164,22 +246,28 @@ class RetrievalIndex(tf.Module):
 INDEX_FILE = "retrieval_index.npz"  # In a run directory, beside model.keras.
 
 
-def run_index(run_dir: str | Path, max_key_share: float = 1.0) -> RetrievalIndex:
-    """The run's index: `<run_dir>/retrieval_index.npz`, built from its training split the first time.
+def run_index(run_dir: str | Path, settings=None) -> RetrievalIndex:
+    """The run's index: `<run_dir>/retrieval_index.npz`, built from its training split when missing.
 
-    Runs trained before retrieval existed get theirs from `data/train.jsonl`, the
-    split they trained on, so no validation example is ever indexed
-    (`max_key_share`: see `RetrievalIndex.build`; the run's `retrieval.max_key_share`).
+    `settings` is the run's `config.RetrievalConfig` (`max_key_share`, `identity_shadow`; see
+    `RetrievalIndex.build`). An index saved under other settings, or before they existed, is
+    rebuilt from `data/train.jsonl`, the split the run trained on, so no validation example is
+    ever indexed and every reply path searches the index the settings describe.
     """
+    from config import RetrievalConfig
     from data_pipeline.examples import load_examples
 
-    path = Path(run_dir) / INDEX_FILE
+    settings = settings or RetrievalConfig()
+    wanted = (settings.max_key_share, settings.identity_shadow, settings.question_weight)
+    path, train_split = Path(run_dir) / INDEX_FILE, Path(run_dir) / "data" / "train.jsonl"
     if path.exists():
-        return RetrievalIndex.load(path)
-    train_split = Path(run_dir) / "data" / "train.jsonl"
-    if not train_split.exists():
+        index = RetrievalIndex.load(path)
+        if index.built_with == wanted or not train_split.exists():
+            return index
+    elif not train_split.exists():
         raise RunNotFound(f"{run_dir} has no {INDEX_FILE} and no data/train.jsonl to build it from")
-    index = RetrievalIndex.build(load_examples(train_split), max_key_share=max_key_share)
+    index = RetrievalIndex.build(load_examples(train_split), max_key_share=settings.max_key_share,
+                                 identity_shadow=settings.identity_shadow, question_weight=settings.question_weight)
     save_atomically(index, path)
     return index
 

@@ -70,7 +70,7 @@ def export_model(model, tokenizer, config: Config, run_dir: Path | None = None,
             persona, turns, index, character = "", config.data.context_turns, None, None
         else:  # What the run's model was trained to see: its character, its number of earlier turns.
             persona, turns = run_persona(run_dir, config.data), history_turns(run_dir, config.data.context_turns)
-            index = run_index(run_dir, config.retrieval.max_key_share) if config.retrieval.enabled else None
+            index = run_index(run_dir, config.retrieval) if config.retrieval.enabled else None
             character = run_character(run_dir)
         lines = (character.name, character.greeting) if character else None
         write_saved_model(model, tokenizer, config, staging, persona=persona, history_turns=turns, index=index,

@@ -36,11 +36,21 @@ def test_layout_and_extras(exported):
 
 def test_graph_has_no_xla_ops_and_only_ops_tf_serving_bundles(exported):
     types = graph_op_types(exported[1])
-    assert not [t for t in types if t.startswith("Xla")]
     assert {"FastWordpieceTokenizeWithOffsets", "TensorStridedSliceUpdate"} <= types  # It did look.
     assert {"StringNGrams", "StringToHashBucketFast", "RaggedRange", "TopKV2"} <= types  # Retrieval, in the graph.
     assert types & {"While", "StatelessWhile"}  # The decoding loop (stateless: it reads no variable).
-    # In a process that never imported tensorflow_text, every other op must be a core TensorFlow op.
+    assert_only_ops_tf_serving_bundles(types)
+
+
+def test_a_persona_runs_question_matching_is_in_the_graph_with_core_ops(persona_export):
+    types = graph_op_types(persona_export)
+    assert types & {"StaticRegexReplace", "RegexReplace"}  # The question of each key (model/retrieval.py).
+    assert_only_ops_tf_serving_bundles(types)
+
+
+def assert_only_ops_tf_serving_bundles(types: set) -> None:
+    """No Xla* op; in a process that never imported tensorflow_text, all else is core TensorFlow."""
+    assert not [t for t in types if t.startswith("Xla")]
     script = ("import json, sys; from tensorflow.python.framework import op_def_registry as r; "
               "print(json.dumps([t for t in json.loads(sys.argv[1]) if r.get(t) is None]))")
     process = subprocess.run([sys.executable, "-c", script, json.dumps(sorted(types))],

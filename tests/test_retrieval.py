@@ -102,3 +102,57 @@ def test_leaving_out_common_ngrams_keeps_the_ranking(index):
     queries = tf.constant(["배고파 죽겠어", "너무 피곤해", "헤어졌어", "주말에 뭐 할까"])
     np.testing.assert_array_equal(pruned.search(queries, 1)[1], index.search(queries, 1)[1])
     assert np.all(pruned.similarities(queries).numpy() <= index.similarities(queries).numpy() + 1e-6)
+
+
+IDENTITY = [Example("너는 누구니?", "저는 하루예요.", "haru.yaml:identity 0"),
+            Example("이름이 뭐야?", "제 이름은 하루예요.", "haru.yaml:identity 1")]
+OTHER_SELVES = [Example("넌 누구니?", "저는 위로봇입니다.", "ChatbotData.csv:5"),  # Shadowed: 0.61 similar to "너는 누구니?".
+                Example("이름이 뭐야?", "위로봇이요.", "ChatbotData.csv:6")]  # Shadowed: the same question.
+
+
+def test_identity_pairs_shadow_other_sources_answers_about_themselves():
+    index = RetrievalIndex.build(EXAMPLES + OTHER_SELVES + IDENTITY, identity_shadow=0.6)
+    assert index.shadowed == 2 and "저는 위로봇입니다." not in [r.decode() for r in index.responses.numpy()]
+    _, rows = index.search(tf.constant(["넌 누구니?", "이름이 뭐야?", "배고파"]), 1)
+    assert [r.decode() for r in index.responses_of(rows[:, 0]).numpy()] == ["저는 하루예요.", "제 이름은 하루예요.", "뭐라도 드세요."]
+    # Without a character nothing is shadowed: ChatbotData's own answers about itself stay.
+    assert RetrievalIndex.build(EXAMPLES + OTHER_SELVES, identity_shadow=0.6).shadowed == 0
+
+
+def test_an_index_saved_under_other_settings_is_rebuilt(tmp_path):
+    from config import RetrievalConfig
+
+    (tmp_path / "data").mkdir()
+    lines = [f'{{"context": "{e.context}", "response": "{e.response}", "source": "{e.source}"}}' for e in OTHER_SELVES + IDENTITY]
+    (tmp_path / "data" / "train.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    RetrievalIndex.build(OTHER_SELVES + IDENTITY, identity_shadow=1.0).save(tmp_path / INDEX_FILE)
+    assert run_index(tmp_path, RetrievalConfig(identity_shadow=1.0)).shadowed == 1  # Saved with these settings.
+    rebuilt = run_index(tmp_path, RetrievalConfig(identity_shadow=0.6))
+    assert rebuilt.shadowed == 2 and RetrievalIndex.load(tmp_path / INDEX_FILE).built_with == (0.1, 0.6, 0.7)
+
+
+def test_keys_with_a_persona_are_also_matched_by_their_question():
+    persona = "나는 차를 좋아해. 나는 서재가 있어."
+    examples = [Example("주말에 뭐 해?", "서재에서 책을 읽어.", persona=persona),
+                Example("배고프지 않아?", "차를 마시고 있어.", persona=persona),
+                Example("배고프지 않아?", "라면 먹을 거야.", persona="나는 등산을 좋아해.")]
+    keys = tf.constant([persona + " [PERSONA] 배고프지 않아?"])
+    whole = RetrievalIndex.build(examples, question_weight=0.0)
+    mixed = RetrievalIndex.build(examples, question_weight=0.7)
+    assert whole.questions is None and mixed.questions is not None
+    key_cosines = whole.similarities(keys).numpy()[0]
+    question_cosines = mixed.questions.similarities(tf.constant(["배고프지 않아?"])).numpy()[0]
+    np.testing.assert_allclose(mixed.similarities(keys).numpy()[0], 0.3 * key_cosines + 0.7 * question_cosines, atol=1e-6)
+    np.testing.assert_allclose(question_cosines[1:], 1.0, atol=1e-5)  # Both rows ask exactly this.
+    # Single-turn keys without persona are their own questions: nothing more to index.
+    assert RetrievalIndex.build(EXAMPLES, question_weight=0.7).questions is None
+
+
+def test_question_weights_survive_save_and_load(tmp_path):
+    examples = [Example("안녕 [SEP] 뭐 해?", "쉬고 있어.", persona="나는 학생이야."), Example("뭐 먹지?", "김밥이요.")]
+    built = RetrievalIndex.build(examples, question_weight=0.7)
+    built.save(tmp_path / "index.npz")
+    loaded = RetrievalIndex.load(tmp_path / "index.npz")
+    query = tf.constant(["나는 학생이야. [PERSONA] 안녕 [SEP] 뭐 먹지?"])
+    np.testing.assert_allclose(loaded.similarities(query), built.similarities(query), atol=1e-6)
+    assert loaded.question_weight == 0.7 and loaded.nbytes() == built.nbytes()
