@@ -70,7 +70,7 @@ def real_run(tmp_path_factory, chatbot_csv):
 
 @pytest.fixture(scope="session")
 def persona_run(tmp_path_factory):
-    """The tiny preset on multi-turn data with the example character, 6 epochs: (run_dir, metrics).
+    """The tiny preset on multi-turn data with the example character, 4 epochs: (run_dir, metrics).
 
     XPersona (weight 2) and the AIHub-format sample, three earlier turns, and
     characters/haru.yaml with `data.character_persona` on (so the persona path is exercised
@@ -84,7 +84,7 @@ def persona_run(tmp_path_factory):
     config = build_config("tiny", overrides={
         "data": {"sources": [f"{XPERSONA}@2", str(AIHUB_SAMPLE)], "character": str(HARU), "character_persona": True,
                  "max_length": 64},
-        "train": {"epochs": 6, "label_smoothing": 0.0, "warmup_steps": 200},
+        "train": {"epochs": 4, "label_smoothing": 0.0, "warmup_steps": 150},
     })
     return run_dir, train(config, run_dir)
 
