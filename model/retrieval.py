@@ -4,6 +4,9 @@ An index maps each distinct training example's *key* (persona and context, the t
 the encoder sees, see `key_texts`) to its response. Keys are compared by the cosine of
 TF-IDF-weighted character 1-3-grams, hashed into `buckets` feature ids: the
 lookup that answers with the training answer of the most similar training question.
+Keys holding more than their question (a persona, earlier turns) are also matched by the
+question alone (`question_weight`), and in a character run the identity pairs shadow other
+sources' examples that ask nearly the same (`identity_shadow`; see `RetrievalIndex.build`).
 
 Everything at query time is core TensorFlow (`UnicodeSplit`, `StringNGrams`,
 `StringToHashBucketFast`, `RaggedGather`, `UnsortedSegmentSum`, `TopKV2`, `GatherV2`),
