@@ -68,8 +68,7 @@ def main(argv=None) -> int:
     indexes = {}
     for name, examples in (("training split", train), (f"synthetic {args.synthetic:,}", synthetic_examples(train, args.synthetic))):
         started = time.perf_counter()
-        index = RetrievalIndex.build(examples, max_key_share=args.max_key_share, identity_shadow=RetrievalConfig.identity_shadow,
-                                     question_weight=RetrievalConfig.question_weight)  # As train.py builds it.
+        index = RetrievalIndex.for_run(examples, RetrievalConfig(max_key_share=args.max_key_share))  # As train.py does.
         indexes[name] = (index, time.perf_counter() - started)
     spec = [tf.TensorSpec([None], tf.string)]
     searches = {name: tf.function(lambda keys, index=index: index.search(keys, 8), input_signature=spec)

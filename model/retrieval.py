@@ -98,6 +98,8 @@ class RetrievalIndex(tf.Module):
         # Keys with a persona or earlier turns are also matched by their question alone:
         # similarity = (1 - question_weight) * key cosine + question_weight * question cosine.
         self.questions, self.question_weight = questions, float(question_weight if questions else 0.0)
+        self.shadowed = 0  # Examples left out because a character's identity pair shadows them (`build`).
+        self.built_with: tuple | None = None  # `build`'s (max_key_share, identity_shadow, question_weight).
         self.keys = list(keys)
         self.size = len(self.keys)
         self.buckets = int(len(idf))
@@ -145,6 +147,12 @@ class RetrievalIndex(tf.Module):
         return index
 
     @classmethod
+    def for_run(cls, examples, settings) -> "RetrievalIndex":
+        """`build` with a run's `config.RetrievalConfig`: what `train.py` and `run_index` index."""
+        return cls.build(examples, max_key_share=settings.max_key_share, identity_shadow=settings.identity_shadow,
+                         question_weight=settings.question_weight)
+
+    @classmethod
     def _from_pairs(cls, keys, responses, buckets: int, max_key_share: float = 1.0) -> "RetrievalIndex":
         ids = []
         for start in range(0, len(keys), 4096):
@@ -164,9 +172,6 @@ class RetrievalIndex(tf.Module):
         splits = np.zeros(buckets + 1, np.int64)
         np.cumsum(np.bincount(features, minlength=buckets), out=splits[1:])
         return cls(keys, responses, idf, splits, row_ids[order], values[order])
-
-    shadowed = 0  # Examples left out because a character's identity pair shadows them (`build`).
-    built_with: tuple | None = None  # `build`'s (max_key_share, identity_shadow, question_weight); None: older file.
 
     def save(self, path: str | Path) -> None:
         np.savez_compressed(
@@ -252,8 +257,8 @@ INDEX_FILE = "retrieval_index.npz"  # In a run directory, beside model.keras.
 def run_index(run_dir: str | Path, settings=None) -> RetrievalIndex:
     """The run's index: `<run_dir>/retrieval_index.npz`, built from its training split when missing.
 
-    `settings` is the run's `config.RetrievalConfig` (`max_key_share`, `identity_shadow`; see
-    `RetrievalIndex.build`). An index saved under other settings, or before they existed, is
+    `settings` is the run's `config.RetrievalConfig` (`max_key_share`, `identity_shadow`,
+    `question_weight`; see `RetrievalIndex.build`). An index saved under other settings, or before they existed, is
     rebuilt from `data/train.jsonl`, the split the run trained on, so no validation example is
     ever indexed and every reply path searches the index the settings describe.
     """
@@ -261,16 +266,15 @@ def run_index(run_dir: str | Path, settings=None) -> RetrievalIndex:
     from data_pipeline.examples import load_examples
 
     settings = settings or RetrievalConfig()
-    wanted = (settings.max_key_share, settings.identity_shadow, settings.question_weight)
     path, train_split = Path(run_dir) / INDEX_FILE, Path(run_dir) / "data" / "train.jsonl"
     if path.exists():
         index = RetrievalIndex.load(path)
-        if index.built_with == wanted or not train_split.exists():
+        if index.built_with == (settings.max_key_share, settings.identity_shadow, settings.question_weight) \
+                or not train_split.exists():
             return index
     elif not train_split.exists():
         raise RunNotFound(f"{run_dir} has no {INDEX_FILE} and no data/train.jsonl to build it from")
-    index = RetrievalIndex.build(load_examples(train_split), max_key_share=settings.max_key_share,
-                                 identity_shadow=settings.identity_shadow, question_weight=settings.question_weight)
+    index = RetrievalIndex.for_run(load_examples(train_split), settings)
     save_atomically(index, path)
     return index
 

@@ -231,9 +231,7 @@ def build_run_index(config: Config, train_examples, run_dir: Path) -> dict | Non
     """Index the training split (never the validation one) for retrieval; its size for metrics.json."""
     if not config.retrieval.enabled:
         return None
-    index = RetrievalIndex.build(train_examples, max_key_share=config.retrieval.max_key_share,
-                                 identity_shadow=config.retrieval.identity_shadow,
-                                 question_weight=config.retrieval.question_weight)
+    index = RetrievalIndex.for_run(train_examples, config.retrieval)
     save_atomically(index, run_dir / INDEX_FILE)
     return {"entries": index.size, "bytes": index.nbytes(), "postings": int(index.postings_rows.shape[0]),
             "shadowed_by_identity": index.shadowed}
