@@ -27,6 +27,7 @@ import sys
 from pathlib import Path
 
 from errors import UserError, run_command
+from run_directory import RunDirectory
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -96,7 +97,7 @@ def main(argv=None) -> int:
         args.run_dir, args.data, strategies, args.limit or None, read_probes(args.probes), args.batch_size,
         args.only_source,
     )
-    out = write_report(evaluation, args.out or Path(args.run_dir) / "eval")
+    out = write_report(evaluation, args.out or RunDirectory(args.run_dir).evaluation)
     extra_reports(args, evaluation, out)
     lk = evaluation.likelihood
     print(f"{len(evaluation.examples)} examples from {evaluation.source}: loss {lk['loss']:.4f}, "

@@ -34,6 +34,7 @@ import tensorflow as tf  # noqa: E402
 from data_pipeline.examples import load_examples  # noqa: E402
 from model.generation import DECODERS, DecodingSettings  # noqa: E402
 from model.run_files import load_run  # noqa: E402
+from run_directory import RunDirectory  # noqa: E402
 
 
 def latencies_ms(generator, encoded: list, settings, warmup: int = 3) -> list[float]:
@@ -93,7 +94,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     run = load_run(args.run_dir)
-    questions = [e.context for e in load_examples(Path(args.run_dir) / "data" / "validation.jsonl")]
+    questions = [e.context for e in load_examples(RunDirectory(args.run_dir).validation_split)]
     generators = {name: run.generator(decoder=name) for name in DECODERS}
     single = [generators["fused"].encode([q]) for q in questions[: args.questions]]
     batch = generators["fused"].encode(questions[: args.batch])

@@ -30,6 +30,7 @@ import numpy as np  # noqa: E402
 from data_pipeline.examples import load_examples  # noqa: E402
 from model.retrieval import run_index  # noqa: E402
 from model.run_files import load_run  # noqa: E402
+from run_directory import RunDirectory  # noqa: E402
 from serving.export import write_saved_model  # noqa: E402
 from serving.loaded_model import LoadedVersion, disable_xla_compilation, session_config  # noqa: E402
 
@@ -63,7 +64,7 @@ def main(argv=None) -> int:
     config = dataclasses.replace(
         run.config, export=dataclasses.replace(run.config.export, max_reply_length=args.reply_tokens)
     )
-    questions = [e.context for e in load_examples(Path(args.run_dir) / "data" / "validation.jsonl")][: args.questions]
+    questions = [e.context for e in load_examples(RunDirectory(args.run_dir).validation_split)][: args.questions]
     disable_xla_compilation()
     print(f"run {args.run_dir}; {len(questions)} validation questions, batch 1, XLA disabled, TF1 loader + Session; "
           f"{args.rounds} alternating rounds")

@@ -22,6 +22,7 @@ from config import END_ID, PAD_ID  # noqa: E402
 from data_pipeline.examples import load_examples  # noqa: E402
 from model.generation import DecodingSettings  # noqa: E402
 from model.run_files import load_run  # noqa: E402
+from run_directory import RunDirectory  # noqa: E402
 
 
 def repeats_a_bigram(ids: list[int], times: int = 3) -> bool:
@@ -38,7 +39,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     run = load_run(args.run_dir)
-    examples = load_examples(Path(args.run_dir) / "data" / "validation.jsonl")[: args.questions]
+    examples = load_examples(RunDirectory(args.run_dir).validation_split)[: args.questions]
     generator = run.generator()
     encoder_ids = generator.encode([e.context for e in examples])
     n = args.max_reply_length

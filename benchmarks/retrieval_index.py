@@ -25,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from data_pipeline.examples import Example, load_examples  # noqa: E402
 from config import RetrievalConfig  # noqa: E402
 from model.retrieval import RetrievalIndex  # noqa: E402
+from run_directory import RunDirectory  # noqa: E402
 
 
 def synthetic_examples(examples: list[Example], count: int, seed: int = 0) -> list[Example]:
@@ -63,8 +64,8 @@ def main(argv=None) -> int:
     parser.add_argument("--max-key-share", type=float, default=RetrievalConfig.max_key_share)
     args = parser.parse_args(argv)
     run_dir = Path(args.run_dir)
-    train = load_examples(run_dir / "data" / "train.jsonl")
-    questions = [e.context for e in load_examples(run_dir / "data" / "validation.jsonl")[: args.questions]]
+    train = load_examples(RunDirectory(run_dir).train_split)
+    questions = [e.context for e in load_examples(RunDirectory(run_dir).validation_split)[: args.questions]]
     indexes = {}
     for name, examples in (("training split", train), (f"synthetic {args.synthetic:,}", synthetic_examples(train, args.synthetic))):
         started = time.perf_counter()

@@ -121,8 +121,9 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     from data_pipeline.examples import load_examples
+    from run_directory import RunDirectory
 
-    questions = [e.context for e in load_examples(Path(args.questions_from) / "data" / "validation.jsonl")]
+    questions = [e.context for e in load_examples(RunDirectory(args.questions_from).validation_split)]
     process = None
     if args.model_base_path:
         process, args.rest, args.grpc = start_server(args.model_base_path, args.serve_args.split())

@@ -122,8 +122,9 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     from data_pipeline.examples import load_examples
+    from run_directory import RunDirectory
 
-    questions = [e.context for e in load_examples(Path(args.questions_from) / "data" / "validation.jsonl")]
+    questions = [e.context for e in load_examples(RunDirectory(args.questions_from).validation_split)]
     model = Path(args.model_base_path).resolve().name
     process, rest, grpc_target = start_server(args.model_base_path, [])
     try:

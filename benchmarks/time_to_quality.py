@@ -22,6 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from config import load_config  # noqa: E402
 from model.callbacks import read_history  # noqa: E402
+from run_directory import RunDirectory  # noqa: E402
 
 
 def time_to_target(rows: list[dict], target: float) -> tuple[int, float] | None:
@@ -35,8 +36,8 @@ def time_to_target(rows: list[dict], target: float) -> tuple[int, float] | None:
 
 
 def describe(run_dir: Path) -> str:
-    config = load_config(run_dir / "config.yaml")
-    metrics_path = run_dir / "metrics.json"
+    config = load_config(RunDirectory(run_dir).config)
+    metrics_path = RunDirectory(run_dir).metrics
     precision = json.loads(metrics_path.read_text())["precision"] if metrics_path.exists() else config.train.mixed_precision
     train = config.train
     schedule = f", {train.epochs} ep, cooldown {train.cooldown_fraction:g}" if train.cooldown_fraction else ""
@@ -48,7 +49,7 @@ def main(argv=None) -> int:
     parser.add_argument("runs", nargs="+", type=Path, help="run directories; the first is the reference")
     parser.add_argument("--target", type=float, help="validation perplexity to reach (default: the first run's best)")
     args = parser.parse_args(argv)
-    histories = {run: read_history(run / "history.csv") for run in args.runs}
+    histories = {run: read_history(RunDirectory(run).history) for run in args.runs}
     for run, rows in histories.items():
         if not rows or "val_perplexity" not in rows[0]:
             print(f"time_to_quality.py: {run} has no history.csv with val_perplexity", file=sys.stderr)

@@ -29,10 +29,9 @@ from data_pipeline.context import format_persona
 from data_pipeline.examples import (
     Example, earlier_turns, load_examples, save_examples, split_dialogues, to_examples,
 )
-from data_pipeline.sources import DataError, Dialogue, ReadReport, parse_source, read_dialogues
+from data_pipeline.sources import Dialogue, ReadReport, parse_source, read_dialogues
 from data_pipeline.vocab import learn_vocabulary, load_vocabulary, make_tokenizer, save_vocabulary
-
-CHARACTER_FILE = "character.yaml"
+from run_directory import RunDirectory
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +48,7 @@ class PreparedData:
 
 def run_character(run_dir: Path) -> Character | None:
     """The character a run was trained with (its copy in the run directory), if any."""
-    path = Path(run_dir) / CHARACTER_FILE
+    path = RunDirectory(run_dir).character
     return load_character(path) if path.exists() else None
 
 
@@ -65,7 +64,7 @@ def history_turns(run_dir: Path, context_turns: int) -> int:
     A run trained on single exchanges (ChatbotData) gets none, whatever `context_turns`
     says: its model never saw earlier turns.
     """
-    path = Path(run_dir) / "data_report.json"
+    path = RunDirectory(run_dir).data_report
     seen = json.loads(path.read_text(encoding="utf-8")).get("context_turns_seen", 0) if path.exists() else 0
     return min(context_turns, seen)
 
@@ -101,12 +100,12 @@ def _load_from_tfds(data: DataConfig) -> tuple[list[Dialogue], ReadReport]:
 
 def prepare_data(data: DataConfig, run_dir: Path) -> PreparedData:
     """Split + vocabulary for `run_dir`, created once and reused on resume."""
-    split_dir, vocab_path, report_path = run_dir / "data", run_dir / "vocab.txt", run_dir / "data_report.json"
-    if vocab_path.exists() and (split_dir / "validation.jsonl").exists():
-        log.info("reusing the split and vocabulary saved in %s", run_dir)
-        train, validation = load_examples(split_dir / "train.jsonl"), load_examples(split_dir / "validation.jsonl")
-        vocabulary = load_vocabulary(vocab_path)
-        report = json.loads(report_path.read_text(encoding="utf-8"))
+    run = RunDirectory(run_dir)
+    if run.vocabulary.exists() and run.validation_split.exists():
+        log.info("reusing the split and vocabulary saved in %s", run)
+        train, validation = load_examples(run.train_split), load_examples(run.validation_split)
+        vocabulary = load_vocabulary(run.vocabulary)
+        report = json.loads(run.data_report.read_text(encoding="utf-8"))
         return PreparedData(train, validation, vocabulary, make_tokenizer(vocabulary), report, run_persona(run_dir, data))
 
     character = load_character(data.character) if data.character else None
@@ -123,15 +122,15 @@ def prepare_data(data: DataConfig, run_dir: Path) -> PreparedData:
     if character:
         identity = to_examples(character.identity_dialogues(data.character_persona), data.context_turns)
         train += [dataclasses.replace(e, weight=character.weight) for e in identity]
-        shutil.copyfile(data.character, run_dir / CHARACTER_FILE)
+        shutil.copyfile(data.character, run.character)
         persona = format_persona(character.persona) if data.character_persona else ""
     personas = sorted({e.persona for e in train if e.persona})
     vocabulary = learn_vocabulary([e.context for e in train] + [e.response for e in train] + personas, data.vocab_size)
 
-    split_dir.mkdir(parents=True, exist_ok=True)
-    save_examples(train, split_dir / "train.jsonl")
-    save_examples(validation, split_dir / "validation.jsonl")
-    save_vocabulary(vocabulary, vocab_path)
+    run.data.mkdir(parents=True, exist_ok=True)
+    save_examples(train, run.train_split)
+    save_examples(validation, run.validation_split)
+    save_vocabulary(vocabulary, run.vocabulary)
     report = {
         "read": reports[0] if len(reports) == 1 else reports,
         "character": {"name": character.name, "identity_pairs": len(character.identity),
@@ -141,5 +140,5 @@ def prepare_data(data: DataConfig, run_dir: Path) -> PreparedData:
         "context_turns_seen": max((earlier_turns(e) for e in train), default=0),
         "vocabulary_size": len(vocabulary),
     }
-    report_path.write_text(json.dumps(report, ensure_ascii=False, indent=2), encoding="utf-8")
+    run.data_report.write_text(json.dumps(report, ensure_ascii=False, indent=2), encoding="utf-8")
     return PreparedData(train, validation, vocabulary, make_tokenizer(vocabulary), report, persona)

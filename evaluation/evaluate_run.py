@@ -26,6 +26,7 @@ from evaluation.reply_metrics import score_replies
 from model.generation import DecodingSettings, served_settings
 from model.replies import RunReplies
 from model.run_files import load_run
+from run_directory import RunDirectory
 
 # The strategies `evaluate.py --strategies` knows, by name: the served reply path's controls
 # (`model/replies.py`); "retrieval" is the lookup alone (the most similar training key's response).
@@ -80,7 +81,7 @@ def held_out_examples(run, data_path: str | None, limit: int | None,
         ]
         source = f"{data_path} ({report.kept} kept)"
     else:
-        examples, source = load_examples(run.run_dir / "data" / "validation.jsonl"), "the run's validation split"
+        examples, source = load_examples(RunDirectory(run.run_dir).validation_split), "the run's validation split"
     if only_source:
         examples, source = [e for e in examples if only_source in e.source], f"{source}, sources with {only_source!r}"
     if not examples:

@@ -25,6 +25,7 @@ import tensorflow as tf  # noqa: E402
 
 from evaluation.evaluate_run import Evaluation, reply_length_arrays  # noqa: E402
 from model.callbacks import read_history  # noqa: E402
+from run_directory import RunDirectory  # noqa: E402
 
 FORMATS = {"bleu": ".2f", "chrf": ".2f", "mean_reply_tokens": ".2f", "seconds": ".1f"}
 COLUMNS = ("bleu", "chrf", "distinct_1", "distinct_2", "mean_reply_tokens", "ended_share", "exact_match_share",
@@ -39,10 +40,10 @@ def write_report(evaluation: Evaluation, out_dir: str | Path) -> Path:
         (out / "replies" / f"{name}.txt").write_text(_lines(result.replies), encoding="utf-8")
     (out / "eval.json").write_text(json.dumps(_summary(evaluation), ensure_ascii=False, indent=2), encoding="utf-8")
     (out / "report.md").write_text(markdown(evaluation), encoding="utf-8")
-    plot_training_curves(evaluation.run_dir / "history.csv", out / "training_curves.png")
+    plot_training_curves(RunDirectory(evaluation.run_dir).history, out / "training_curves.png")
     plot_reply_lengths(evaluation, out / "reply_lengths.png")
     plot_strategies(evaluation, out / "strategies.png")
-    log_to_tensorboard(evaluation, evaluation.run_dir / "logs" / "eval")
+    log_to_tensorboard(evaluation, RunDirectory(evaluation.run_dir).logs / "eval")
     return out
 
 

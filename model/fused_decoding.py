@@ -28,6 +28,8 @@ from typing import NamedTuple
 
 import tensorflow as tf
 
+from model.compat import decoder_layer_parts
+
 NEG_INF = -1e9  # Logit of a masked position (here and in `model/generation.py`).
 
 
@@ -41,7 +43,7 @@ class FusedDecoder(tf.Module):
         self.head_dim = model.hidden_dim // model.num_heads
         self.normalize_first = model.normalize_first
         self.embedding_scale = float(model.hidden_dim) ** 0.5  # As `Seq2SeqTransformer.embed`.
-        self.activations = [layer._feedforward_intermediate_dense.activation for layer in model.decoder_layers]
+        self.activations = [parts.feedforward_intermediate.activation for parts in self._parts()]
         with self.name_scope:
             self.layers = [_variables(values) for values in self._layer_values()]
             self.output_kernel = tf.Variable(model.output_kernel(), trainable=False, name="output_kernel")  # [D, V]
@@ -53,24 +55,28 @@ class FusedDecoder(tf.Module):
                 variables[key].assign(value)
         self.output_kernel.assign(self.model.output_kernel())
 
+    def _parts(self):
+        """The keras-hub decoder layers' sublayers (read through `model/compat.py`), first layer first."""
+        return [decoder_layer_parts(layer) for layer in self.model.decoder_layers]
+
     def _layer_values(self) -> list[dict]:
         """Per decoder layer: its weights as 2-D kernels and 1-D biases (q|k|v fused)."""
         values = []
-        for layer in self.model.decoder_layers:
-            self_attention, cross_attention = layer._self_attention_layer, layer._cross_attention_layer
+        for parts in self._parts():
+            self_attention, cross_attention = parts.self_attention, parts.cross_attention
             query, key, value = (_kernel_and_bias(dense) for dense in (
-                self_attention._query_dense, self_attention._key_dense, self_attention._value_dense))
-            cross_key, cross_value = (_kernel_and_bias(d) for d in (cross_attention._key_dense, cross_attention._value_dense))
+                self_attention.query, self_attention.key, self_attention.value))
+            cross_key, cross_value = (_kernel_and_bias(d) for d in (cross_attention.key, cross_attention.value))
             values.append({
                 "qkv_kernel": tf.concat([query[0], key[0], value[0]], axis=1),  # [D, 3D]
                 "qkv_bias": tf.concat([query[1], key[1], value[1]], axis=0),
-                **_named("attention_output", _kernel_and_bias(self_attention._output_dense, heads_first=True)),
-                **_named("cross_query", _kernel_and_bias(cross_attention._query_dense)),
+                **_named("attention_output", _kernel_and_bias(self_attention.output, heads_first=True)),
+                **_named("cross_query", _kernel_and_bias(cross_attention.query)),
                 "cross_kv_kernel": tf.concat([cross_key[0], cross_value[0]], axis=1),  # [D, 2D]
                 "cross_kv_bias": tf.concat([cross_key[1], cross_value[1]], axis=0),
-                **_named("cross_output", _kernel_and_bias(cross_attention._output_dense, heads_first=True)),
-                **_named("intermediate", _kernel_and_bias(layer._feedforward_intermediate_dense)),
-                **_named("ffn_output", _kernel_and_bias(layer._feedforward_output_dense)),
+                **_named("cross_output", _kernel_and_bias(cross_attention.output, heads_first=True)),
+                **_named("intermediate", _kernel_and_bias(parts.feedforward_intermediate)),
+                **_named("ffn_output", _kernel_and_bias(parts.feedforward_output)),
             })
         return values
 
@@ -93,8 +99,8 @@ class FusedDecoder(tf.Module):
         model = self.model
         request = Request(
             weights=weights,
-            norms=[[_norm_weights(n) for n in (layer._self_attention_layer_norm, layer._cross_attention_layer_norm,
-                                               layer._feedforward_layer_norm)] for layer in model.decoder_layers],
+            norms=[[_norm_weights(n) for n in (parts.self_attention_norm, parts.cross_attention_norm,
+                                               parts.feedforward_norm)] for parts in self._parts()],
             final_norm=_norm_weights(model.decoder_norm),
             cross=cross,
             cross_mask=tf.repeat(tf.cast(encoder_padding_mask, tf.bool), beams, axis=0)[:, None, None, :],  # [B, 1, 1, S]

@@ -27,7 +27,7 @@ import tensorflow as tf
 
 from config import DataConfig, END_ID, PAD_ID, SEP_ID, START_ID, UNK_ID, ExportConfig, require
 from data_pipeline.context import encoder_token_ids
-from model.core_ops import core_op_slice_update
+from model.compat import core_op_slice_update
 from model.fused_decoding import NEG_INF, FusedDecoder
 
 STRATEGIES = ("greedy", "beam", "sample")
@@ -256,7 +256,7 @@ class ReplyGenerator:
             seed_state = sampler.seed_generator.state.numpy() if seeded else None
 
             def generate(ids):
-                with core_op_slice_update():  # No Xla* ops in the graph (see model/core_ops.py).
+                with core_op_slice_update():  # No Xla* ops in the graph (see model/compat.py).
                     return self._generate(ids, settings, sampler)
 
             graph = tf.function(

@@ -16,7 +16,7 @@ with XLA disabled. The matrix is stored by feature (compressed sparse columns, t
 so its cost grows with how many keys share its n-grams, not with the whole index.
 
     index = RetrievalIndex.build(examples)        # from the training split only
-    index.save(run_dir / INDEX_FILE)              # the run's retrieval_index.npz
+    index.save(RunDirectory(run_dir).retrieval_index)
     similarities, rows = index.search(keys, k)    # [B, k] cosine, [B, k] example rows
     responses = index.responses_of(rows)          # [B, k] strings
 """
@@ -30,6 +30,7 @@ import numpy as np
 import tensorflow as tf
 
 from errors import RunNotFound
+from run_directory import RunDirectory
 
 NGRAM_WIDTHS = (1, 2, 3)
 BUCKETS = 2**18  # Hashed n-gram ids; ChatbotData's keys hold ~70k distinct 1-3-grams.
@@ -251,11 +252,8 @@ class RetrievalIndex(tf.Module):
         return tf.gather(self.responses, rows)
 
 
-INDEX_FILE = "retrieval_index.npz"  # In a run directory, beside model.keras.
-
-
 def run_index(run_dir: str | Path, settings=None) -> RetrievalIndex:
-    """The run's index: `<run_dir>/retrieval_index.npz`, built from its training split when missing.
+    """The run's index (its `retrieval_index.npz`), built from its training split when missing.
 
     `settings` is the run's `config.RetrievalConfig` (`max_key_share`, `identity_shadow`,
     `question_weight`; see `RetrievalIndex.build`). An index saved under other settings, or before they existed, is
@@ -266,14 +264,15 @@ def run_index(run_dir: str | Path, settings=None) -> RetrievalIndex:
     from data_pipeline.examples import load_examples
 
     settings = settings or RetrievalConfig()
-    path, train_split = Path(run_dir) / INDEX_FILE, Path(run_dir) / "data" / "train.jsonl"
+    run = RunDirectory(run_dir)
+    path, train_split = run.retrieval_index, run.train_split
     if path.exists():
         index = RetrievalIndex.load(path)
         if index.built_with == (settings.max_key_share, settings.identity_shadow, settings.question_weight) \
                 or not train_split.exists():
             return index
     elif not train_split.exists():
-        raise RunNotFound(f"{run_dir} has no {INDEX_FILE} and no data/train.jsonl to build it from")
+        raise RunNotFound(f"{run} has no {path.name} and no {train_split.relative_to(run.root)} to build it from")
     index = RetrievalIndex.for_run(load_examples(train_split), settings)
     save_atomically(index, path)
     return index

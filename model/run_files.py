@@ -11,6 +11,7 @@ from config import Config, load_config
 from data_pipeline.loading import history_turns, run_persona
 from data_pipeline.vocab import load_vocabulary, make_tokenizer
 from errors import RunNotFound
+from run_directory import RunDirectory
 from model.transformer import Seq2SeqTransformer
 
 
@@ -32,19 +33,19 @@ class TrainedRun:
 
 def load_run(run_dir: str | Path) -> TrainedRun:
     """The model of `run_dir` (model.keras, else the best checkpoint) with its tokenizer."""
-    run_dir = Path(run_dir)
-    if not (run_dir / "config.yaml").exists():
-        raise RunNotFound(f"{run_dir} is not a run directory (no config.yaml); train one with train.py")
-    config = load_config(run_dir / "config.yaml")
-    tokenizer = make_tokenizer(load_vocabulary(run_dir / "vocab.txt"))
-    if (run_dir / "model.keras").exists():
-        model = keras.saving.load_model(run_dir / "model.keras")
-    elif (run_dir / "checkpoints" / "best.weights.h5").exists():
+    run = RunDirectory(run_dir)
+    if not run.config.exists():
+        raise RunNotFound(f"{run} is not a run directory (no {run.config.name}); train one with train.py")
+    config = load_config(run.config)
+    tokenizer = make_tokenizer(load_vocabulary(run.vocabulary))
+    if run.model.exists():
+        model = keras.saving.load_model(run.model)
+    elif run.best_weights.exists():
         from model.transformer import build_model
 
         model = build_model(config.model, tokenizer.vocabulary_size(), config.data.max_length)
-        model.load_weights(run_dir / "checkpoints" / "best.weights.h5")
+        model.load_weights(run.best_weights)
     else:
-        raise RunNotFound(f"{run_dir} has no model.keras or checkpoints/best.weights.h5 yet")
-    return TrainedRun(config, model, tokenizer, run_dir, run_persona(run_dir, config.data),
-                      history_turns(run_dir, config.data.context_turns))
+        raise RunNotFound(f"{run} has no {run.model.name} or {run.best_weights.relative_to(run.root)} yet")
+    return TrainedRun(config, model, tokenizer, run.root, run_persona(run.root, config.data),
+                      history_turns(run.root, config.data.context_turns))

@@ -1,16 +1,7 @@
 """One training run, start to finish, in a run directory.
 
-    <run_dir>/config.yaml          the resolved configuration
-    <run_dir>/data_report.json     rows kept / skipped / duplicates; split sizes
-    <run_dir>/data/*.jsonl         the train / validation split, as used
-    <run_dir>/vocab.txt            the WordPiece vocabulary
-    <run_dir>/logs/                TensorBoard: train/, validation/, samples/
-    <run_dir>/history.csv          one row per finished epoch
-    <run_dir>/checkpoints/best.weights.h5   best so far by `train.monitor` (EMA weights with EMA on)
-    <run_dir>/backup/              BackupAndRestore state (removed when training ends)
-    <run_dir>/model.keras          the final (best) model
-    <run_dir>/retrieval_index.npz  the training split's retrieval index (`retrieval.enabled`)
-    <run_dir>/metrics.json         written last: the run is finished when it exists
+Its files are listed in `run_directory.py`; `metrics.json` is written last: the run
+is finished when it exists.
 
 Re-running the same command on an interrupted run resumes from the last finished
 epoch; on a finished run it prints the results and trains nothing.
@@ -29,6 +20,7 @@ import tensorflow as tf
 
 from config import Config, load_config
 from errors import UserError
+from run_directory import RunDirectory
 from data_pipeline.dataset import make_dataset, padding_stats
 from data_pipeline.loading import prepare_data
 from model.callbacks import ResumeMonitors, SampleReplies, Throughput, ema_swaps, read_history, truncate_history
@@ -36,7 +28,7 @@ from model.generation import greedy_replies
 from model.distribution import distribute_dataset_options, make_strategy, worker_run_dir
 from model.metrics import MaskedAccuracy, MaskedSparseCrossentropy, perplexity
 from model.precision import float32_model, policy_name, resolve_precision
-from model.retrieval import INDEX_FILE, RetrievalIndex, save_atomically
+from model.retrieval import RetrievalIndex, save_atomically
 from model.schedule import NoamSchedule
 from model.transformer import build_model
 
@@ -48,8 +40,8 @@ class RunConfigMismatch(UserError, ValueError):
     """The run directory was made by a different configuration."""
 
 
-def check_or_save_config(config: Config, run_dir: Path) -> None:
-    path = run_dir / "config.yaml"
+def check_or_save_config(config: Config, run_dir: str | Path) -> None:
+    path = RunDirectory(run_dir).config
     if not path.exists():
         config.save(path)
         return
@@ -129,12 +121,11 @@ def prepare_new_or_resumed(config: Config, run_dir: Path):
 def train(config: Config, run_dir: str | Path) -> dict:
     """Train (or resume, or report) the run in `run_dir`; return its metrics."""
     strategy = make_strategy(config.train.strategy)
-    run_dir = worker_run_dir(Path(run_dir))  # Non-chief workers write a private copy.
-    metrics_path = run_dir / "metrics.json"
-    if metrics_path.exists():
-        print(f"{run_dir} is a finished run (metrics.json exists); nothing to train. Use a new --run-dir.")
-        return json.loads(metrics_path.read_text(encoding="utf-8"))
-    data = prepare_new_or_resumed(config, run_dir)
+    run = RunDirectory(worker_run_dir(Path(run_dir)))  # Non-chief workers write a private copy.
+    if run.metrics.exists():
+        print(f"{run} is a finished run ({run.metrics.name} exists); nothing to train. Use a new --run-dir.")
+        return json.loads(run.metrics.read_text(encoding="utf-8"))
+    data = prepare_new_or_resumed(config, run.root)
     keras.utils.set_random_seed(config.train.seed)
     train_ds, validation_ds = make_pipelines(config, data)
     train_ds = distribute_dataset_options(train_ds, strategy)
@@ -151,15 +142,15 @@ def train(config: Config, run_dir: str | Path) -> dict:
         model = build_model(config.model, len(data.vocabulary), config.data.max_length, dtype=policy_name(precision))
         compile_model(model, config, steps_per_epoch=train_padding.batches)
 
-    epochs_done = _epochs_in_backup(run_dir / "backup")
-    history = truncate_history(run_dir / "history.csv", epochs_done)
+    epochs_done = _epochs_in_backup(run.backup)
+    history = truncate_history(run.history, epochs_done)
     if epochs_done:
-        print(f"Resuming {run_dir} after epoch {epochs_done} (of at most {config.train.epochs}).")
-    callbacks = make_callbacks(config, data, run_dir, history, train_padding.real_tokens)
+        print(f"Resuming {run} after epoch {epochs_done} (of at most {config.train.epochs}).")
+    callbacks = make_callbacks(config, data, run, history, train_padding.real_tokens)
     started = time.perf_counter()
     model.fit(train_ds, validation_data=validation_ds, epochs=config.train.epochs, callbacks=callbacks, verbose=2)
     session_seconds = time.perf_counter() - started
-    return finish_run(model, config, data, validation_ds, run_dir, session_seconds, train_padding, precision)
+    return finish_run(model, config, data, validation_ds, run, session_seconds, train_padding, precision)
 
 
 def make_pipelines(config: Config, data):
@@ -173,11 +164,11 @@ def make_pipelines(config: Config, data):
     return train_ds, make_dataset(data.validation, data.tokenizer, shuffle=False, **common)
 
 
-def make_callbacks(config: Config, data, run_dir: Path, history: list[dict], tokens_per_epoch: int) -> list:
-    (run_dir / "checkpoints").mkdir(exist_ok=True)
+def make_callbacks(config: Config, data, run: RunDirectory, history: list[dict], tokens_per_epoch: int) -> list:
+    run.checkpoints.mkdir(exist_ok=True)
     monitor = config.train.monitor
     checkpoint = keras.callbacks.ModelCheckpoint(
-        str(run_dir / "checkpoints" / "best.weights.h5"), monitor=monitor, mode="min", save_best_only=True,
+        str(run.best_weights), monitor=monitor, mode="min", save_best_only=True,
         save_weights_only=True,
     )
     early_stopping = keras.callbacks.EarlyStopping(
@@ -192,15 +183,15 @@ def make_callbacks(config: Config, data, run_dir: Path, history: list[dict], tok
     return [
         Throughput(tokens_per_epoch),
         *ema_in,
-        SampleReplies(data.tokenizer, config.train.sample_questions, run_dir / "logs" / "samples",
+        SampleReplies(data.tokenizer, config.train.sample_questions, run.logs / "samples",
                       persona=data.persona, max_persona_length=config.data.max_persona_length),
-        keras.callbacks.TensorBoard(str(run_dir / "logs")),
-        keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=True),
+        keras.callbacks.TensorBoard(str(run.logs)),
+        keras.callbacks.CSVLogger(str(run.history), append=True),
         checkpoint,
         early_stopping,
         ResumeMonitors(history, checkpoint, early_stopping, monitor),
         *ema_out,
-        keras.callbacks.BackupAndRestore(str(run_dir / "backup"), double_checkpoint=True),
+        keras.callbacks.BackupAndRestore(str(run.backup), double_checkpoint=True),
     ]
 
 
@@ -227,20 +218,20 @@ def _nll_per_character(perplexity: float, validation_ds, examples) -> float:
     return math.log(perplexity) * tokens / characters
 
 
-def build_run_index(config: Config, train_examples, run_dir: Path) -> dict | None:
+def build_run_index(config: Config, train_examples, run: RunDirectory) -> dict | None:
     """Index the training split (never the validation one) for retrieval; its size for metrics.json."""
     if not config.retrieval.enabled:
         return None
     index = RetrievalIndex.for_run(train_examples, config.retrieval)
-    save_atomically(index, run_dir / INDEX_FILE)
+    save_atomically(index, run.retrieval_index)
     return {"entries": index.size, "bytes": index.nbytes(), "postings": int(index.postings_rows.shape[0]),
             "shadowed_by_identity": index.shadowed}
 
 
-def finish_run(model, config: Config, data, validation_ds, run_dir: Path, session_seconds, train_padding,
+def finish_run(model, config: Config, data, validation_ds, run: RunDirectory, session_seconds, train_padding,
                precision: str) -> dict:
     """Load the best weights, evaluate them in float32, save that model and write metrics.json (last)."""
-    model.load_weights(str(run_dir / "checkpoints" / "best.weights.h5"))
+    model.load_weights(str(run.best_weights))
     trained = model  # Report and save the float32 model that exports will serve.
     model = float32_model(trained, lambda dtype: build_model(config.model, len(data.vocabulary),
                                                             config.data.max_length, dtype=dtype))
@@ -248,15 +239,15 @@ def finish_run(model, config: Config, data, validation_ds, run_dir: Path, sessio
         compile_model(model, config)
         model.optimizer.build(model.trainable_variables)  # So that model.keras reloads without warnings.
     results = model.evaluate(validation_ds, return_dict=True, verbose=0)
-    history = read_history(run_dir / "history.csv")
+    history = read_history(run.history)
     best_epoch = 1 + min(range(len(history)), key=lambda i: history[i][config.train.monitor])
     nll_per_character = _nll_per_character(results["perplexity"], validation_ds, data.validation)
-    model.save(run_dir / "model.keras")
+    model.save(run.model)
     samples = greedy_replies(model, data.tokenizer, [e.context for e in data.validation[:5]],
                              personas=[e.persona for e in data.validation[:5]],
                              max_persona_length=config.data.max_persona_length)
     seconds = sum(r.get("train_seconds", 0.0) for r in history)
-    index = build_run_index(config, data.train, run_dir)
+    index = build_run_index(config, data.train, run)
     metrics = {
         "best_epoch": best_epoch,  # By `train.monitor`.
         "monitor": config.train.monitor,
@@ -278,9 +269,9 @@ def finish_run(model, config: Config, data, validation_ds, run_dir: Path, sessio
             for e, r in zip(data.validation[:5], samples)
         ],
     }
-    tmp = run_dir / "metrics.json.tmp"
+    tmp = run.metrics.with_name(run.metrics.name + ".tmp")
     tmp.write_text(json.dumps(metrics, ensure_ascii=False, indent=2), encoding="utf-8")
-    tmp.replace(run_dir / "metrics.json")
+    tmp.replace(run.metrics)
     print(
         f"best epoch {best_epoch}: validation loss {metrics['validation_loss']:.4f}, "
         f"perplexity {metrics['validation_perplexity']:.2f}, "

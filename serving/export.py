@@ -27,8 +27,9 @@ from tensorflow.core.protobuf import saved_model_pb2
 from tensorflow_serving.apis import predict_pb2, prediction_log_pb2
 
 from config import Config
+from run_directory import RunDirectory
 from serving.client import chat_arrays
-from data_pipeline.loading import CHARACTER_FILE, history_turns, run_character, run_persona
+from data_pipeline.loading import history_turns, run_character, run_persona
 from model.retrieval import run_index
 from serving.signatures import CHAT_SPECS, TEXT_SPEC, ServingFunctions
 
@@ -120,8 +121,9 @@ def write_extras(path: Path, tokenizer, config: Config, run_dir: Path | None, wi
     extra.mkdir(parents=True, exist_ok=True)
     (extra / "vocab.txt").write_text("\n".join(tokenizer.get_vocabulary()) + "\n", encoding="utf-8")
     config.save(extra / "config.yaml")
-    if run_dir is not None and (Path(run_dir) / CHARACTER_FILE).exists():
-        shutil.copyfile(Path(run_dir) / CHARACTER_FILE, extra / CHARACTER_FILE)
+    character = RunDirectory(run_dir).character if run_dir is not None else None
+    if character is not None and character.exists():
+        shutil.copyfile(character, extra / character.name)
     signatures = [SERVING_DEFAULT, CHAT_SIGNATURE] + ([RETRIEVE_SIGNATURE] if with_retrieval else []) + (
         [CHARACTER_SIGNATURE] if with_character else [])
     provenance = {"run_dir": str(run_dir) if run_dir else None, "signatures": signatures}
@@ -174,12 +176,12 @@ def export_run(run_dir: str | Path, base_dir: str | Path | None = None, name: st
 
 
 def export_finished_run(run_dir: str | Path, base_dir: str | Path | None = None) -> Path:
-    """Export a run once: `<run_dir>/export.json` records the version, and a re-run reuses it.
+    """Export a run once: the run's `export.json` records the version, and a re-run reuses it.
 
     A crash between the rename and the record leaves one extra version, never a
     half-written or overwritten one.
     """
-    record = Path(run_dir) / "export.json"
+    record = RunDirectory(run_dir).export_record
     if record.exists():
         exported = Path(json.loads(record.read_text(encoding="utf-8"))["path"])
         if exported.is_dir():

@@ -40,7 +40,7 @@ import tensorflow_text as tf_text
 
 from config import DataConfig, ExportConfig, RetrievalConfig
 from data_pipeline.context import history_to_context
-from model.core_ops import core_op_slice_update
+from model.compat import core_op_slice_update
 from model.fused_decoding import FusedDecoder
 from model.hybrid import Selection, rerank_selection, threshold_selection
 from model.retrieval import key_texts
@@ -145,7 +145,7 @@ class ServingFunctions:
             encoder_ids = self._encode(contexts, personas)
 
         def generate():
-            with core_op_slice_update():  # No Xla* ops in the graph (see model/core_ops.py).
+            with core_op_slice_update():  # No Xla* ops in the graph (see model/compat.py).
                 reply_ids = tf.switch_case(strategy_index, [
                     lambda: self._greedy(encoder_ids, max_length),
                     lambda: self._beam(encoder_ids, max_length),

@@ -8,7 +8,8 @@ import pytest
 import tensorflow as tf
 
 from data_pipeline.examples import Example
-from model.retrieval import INDEX_FILE, RetrievalIndex, key_texts, run_index
+from model.retrieval import RetrievalIndex, key_texts, run_index
+from run_directory import RunDirectory
 
 PAIRS = [
     ("배고파", "뭐라도 드세요."), ("배고픈데 뭐 먹을까?", "맛있는 거 드세요."), ("오늘 너무 피곤해", "푹 쉬세요."),
@@ -88,7 +89,7 @@ def test_save_load_round_trip_and_run_index(index, tmp_path):
     # A run trained before retrieval existed gets its index from its own training split, once.
     (tmp_path / "data").mkdir()
     (tmp_path / "data" / "train.jsonl").write_text('{"context": "안녕", "response": "반가워요."}\n', encoding="utf-8")
-    assert run_index(tmp_path).keys == ["안녕"] and (tmp_path / INDEX_FILE).exists()
+    assert run_index(tmp_path).keys == ["안녕"] and RunDirectory(tmp_path).retrieval_index.exists()
 
 
 def test_an_empty_index_is_refused():
@@ -125,10 +126,10 @@ def test_an_index_saved_under_other_settings_is_rebuilt(tmp_path):
     (tmp_path / "data").mkdir()
     lines = [f'{{"context": "{e.context}", "response": "{e.response}", "source": "{e.source}"}}' for e in OTHER_SELVES + IDENTITY]
     (tmp_path / "data" / "train.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    RetrievalIndex.build(OTHER_SELVES + IDENTITY, identity_shadow=1.0).save(tmp_path / INDEX_FILE)
+    RetrievalIndex.build(OTHER_SELVES + IDENTITY, identity_shadow=1.0).save(RunDirectory(tmp_path).retrieval_index)
     assert run_index(tmp_path, RetrievalConfig(identity_shadow=1.0)).shadowed == 1  # Saved with these settings.
     rebuilt = run_index(tmp_path, RetrievalConfig(identity_shadow=0.6))
-    assert rebuilt.shadowed == 2 and RetrievalIndex.load(tmp_path / INDEX_FILE).built_with == (0.1, 0.6, 0.7)
+    assert rebuilt.shadowed == 2 and RetrievalIndex.load(RunDirectory(tmp_path).retrieval_index).built_with == (0.1, 0.6, 0.7)
 
 
 def test_keys_with_a_persona_are_also_matched_by_their_question():

@@ -18,6 +18,7 @@ from model.callbacks import read_history
 from model.run_files import load_run
 from model.training import RunConfigMismatch, check_or_save_config, make_optimizer, train
 from model.transformer import build_model
+from run_directory import RunDirectory
 
 
 def event_tags(log_dir: Path) -> dict[str, list]:
@@ -57,10 +58,10 @@ def test_run_directory_contents(real_run):
 
 def test_the_retrieval_index_holds_the_training_split_only(real_run):
     from data_pipeline.examples import load_examples
-    from model.retrieval import INDEX_FILE, RetrievalIndex
+    from model.retrieval import RetrievalIndex
 
     run_dir, metrics = real_run
-    index = RetrievalIndex.load(run_dir / INDEX_FILE)
+    index = RetrievalIndex.load(RunDirectory(run_dir).retrieval_index)
     train = load_examples(run_dir / "data" / "train.jsonl")
     assert set(index.keys) == {e.context for e in train}
     assert index.size == len({(e.context, e.response) for e in train}) == metrics["retrieval_index"]["entries"]

@@ -1,11 +1,13 @@
-"""model/core_ops.py: keras.ops.slice_update as a core op, and decoding graphs free of Xla* ops."""
+"""model/compat.py: the version check, the decoder sublayers read, keras.ops.slice_update as a core op."""
 
 import keras
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from config import build_config
-from model.core_ops import core_op_slice_update, strided_slice_update
+from model import compat
+from model.compat import core_op_slice_update, decoder_layer_parts, strided_slice_update
 from model.generation import DecodingSettings, ReplyGenerator
 from model.transformer import build_model
 
@@ -16,6 +18,23 @@ def graph_op_types(concrete_function) -> set[str]:
     for function in graph_def.library.function:
         ops |= {node.op for node in function.node_def}
     return ops
+
+
+def test_an_untested_version_is_refused_with_what_to_check(monkeypatch):
+    compat.require_tested("keras", "anything")  # The pinned versions pass.
+    monkeypatch.setitem(compat.TESTED_VERSIONS, "keras_hub", ("0.31.", "0.40.0"))
+    with pytest.raises(RuntimeError, match=r"reading TransformerDecoder's sublayers was written for keras_hub 0.31.x, "
+                                           r"but 0.40.0 is installed"):
+        decoder_layer_parts(build_model(build_config("tiny").model, 50, 8).decoder_layers[0])
+
+
+def test_the_decoder_parts_hold_every_weight_of_the_layer():
+    model = build_model(build_config("tiny").model, 50, 8)
+    for layer in model.decoder_layers:
+        parts = decoder_layer_parts(layer)
+        sublayers = [*parts.self_attention, *parts.cross_attention] + [p for p in parts if isinstance(p, keras.layers.Layer)]
+        read = {id(v) for sublayer in sublayers for v in sublayer.weights}
+        assert read == {id(v) for v in layer.weights}  # Nothing the fused decoder would miss.
 
 
 def test_same_result_as_keras_slice_update():

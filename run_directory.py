@@ -1,0 +1,61 @@
+"""The files of a run directory, named in one place: every module asks `RunDirectory` for a path.
+
+    <run>/config.yaml          the resolved configuration (written first; a resume must match it)
+    <run>/data_report.json     rows kept / skipped / duplicates; split sizes; context turns seen
+    <run>/data/train.jsonl     the training split, as used
+    <run>/data/validation.jsonl
+    <run>/vocab.txt            the WordPiece vocabulary
+    <run>/character.yaml       the run's copy of its character (`data.character`), if any
+    <run>/logs/                TensorBoard: train/, validation/, samples/, eval/
+    <run>/history.csv          one row per finished epoch
+    <run>/checkpoints/best.weights.h5   best so far by `train.monitor` (EMA weights with EMA on)
+    <run>/backup/              BackupAndRestore state (removed when training ends)
+    <run>/workers/<task>-<i>/  what a non-chief worker writes (multi-worker training)
+    <run>/model.keras          the final (best) model
+    <run>/retrieval_index.npz  the training split's retrieval index (`retrieval.enabled`)
+    <run>/metrics.json         written last: the run is finished when it exists
+    <run>/export.json          the TF Serving version it was exported as (`export_finished_run`)
+    <run>/eval/                `evaluate.py`'s report, unless `--out` says elsewhere
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class RunDirectory:
+    """The paths of the run in `root` (attributes, one per file above); nothing is created or read here."""
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+        self.config = self.root / "config.yaml"
+        self.data_report = self.root / "data_report.json"
+        self.data = self.root / "data"
+        self.train_split = self.data / "train.jsonl"
+        self.validation_split = self.data / "validation.jsonl"
+        self.vocabulary = self.root / "vocab.txt"
+        self.character = self.root / "character.yaml"
+        self.logs = self.root / "logs"
+        self.history = self.root / "history.csv"
+        self.checkpoints = self.root / "checkpoints"
+        self.best_weights = self.checkpoints / "best.weights.h5"
+        self.backup = self.root / "backup"
+        self.model = self.root / "model.keras"
+        self.retrieval_index = self.root / "retrieval_index.npz"
+        self.metrics = self.root / "metrics.json"
+        self.export_record = self.root / "export.json"
+        self.evaluation = self.root / "eval"
+        self.workers = self.root / "workers"
+
+    def __fspath__(self) -> str:  # So `Path(run)` and `open(run / ...)`-style code take one as well.
+        return str(self.root)
+
+    def __str__(self) -> str:
+        return str(self.root)
+
+    def __repr__(self) -> str:
+        return f"RunDirectory({str(self.root)!r})"
+
+    def worker(self, task_type: str, index: int) -> "RunDirectory":
+        """The private run directory of a non-chief worker (multi-worker training)."""
+        return RunDirectory(self.workers / f"{task_type}-{index}")
