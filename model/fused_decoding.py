@@ -81,11 +81,11 @@ class FusedDecoder(tf.Module):
         return values
 
     # -- decoding --------------------------------------------------------------
-    def start(self, encoder_outputs, encoder_padding_mask, max_length, beams: int = 1):
+    def start(self, encoder_outputs, encoder_padding_mask, cache_length, beams: int = 1):
         """Per-request state and empty self-attention caches.
 
         encoder_outputs [B, S, D], padding mask [B, S] -> (`Request`, caches: per layer
-        (k, v) [B, H, T, Dh], T = max_length). Every weight is read here, once, so the
+        (k, v) [B, H, T, Dh], T = cache_length: [START] and the reply). Every weight is read here, once, so the
         decoding loop reads no variable; the encoder's keys/values are computed here
         and repeated for `beams` (keras-hub's `BeamSampler` repeats only the caches).
         """
@@ -109,7 +109,7 @@ class FusedDecoder(tf.Module):
             output_kernel=tf.convert_to_tensor(self.output_kernel),
         )
         batch = tf.shape(encoder_outputs)[0]
-        zeros = tf.zeros([batch, self.num_heads, max_length, self.head_dim], self.output_kernel.dtype)
+        zeros = tf.zeros([batch, self.num_heads, cache_length, self.head_dim], self.output_kernel.dtype)
         return request, tuple((zeros, zeros) for _ in self.layers)
 
     def step(self, token_ids, index, request: "Request", caches):
@@ -175,7 +175,7 @@ class Request(NamedTuple):
     cross: list  # Per layer: encoder keys and values [B, H, S, Dh].
     cross_mask: tf.Tensor  # [B, 1, 1, S] bool.
     embeddings: tf.Tensor  # [V, D], the tied token embedding.
-    positions: tf.Tensor  # [max_length, D].
+    positions: tf.Tensor  # [the model's max_length, D].
     output_kernel: tf.Tensor  # [D, V].
 
 

@@ -120,7 +120,10 @@ class ServingFunctions:
                                       settings.max_reply_length, 0, True).reply}
 
     def chat(self, history, strategy, temperature, top_k, top_p, max_length, seed, retrieval):
-        """chat: [B, T] conversations and decoding controls -> {"reply": [B] replies}."""
+        """chat: [B, T] conversations and decoding controls -> {"reply": [B] replies}.
+
+        `max_length` (the input's name in the API) is the reply's length in tokens, [END] included.
+        """
         contexts = join_history(history, self.context_turns)
         return {"reply": self.respond(contexts, self._personas(contexts), strategy, temperature, top_k, top_p,
                                       max_length, seed, retrieval).reply}
@@ -137,19 +140,19 @@ class ServingFunctions:
         return {"responses": self.index.responses_of(rows), "similarity": similarity}
 
     # -- the one reply path (the signatures above; chat.py and evaluate.py in process) ----
-    def respond(self, contexts, personas, strategy, temperature, top_k, top_p, max_length, seed,
+    def respond(self, contexts, personas, strategy, temperature, top_k, top_p, max_reply_length, seed,
                 retrieval) -> Selection:
         """[B] packed contexts and personas, decoding controls -> the replies and where they came from."""
-        strategy_index = self._check_controls(strategy, temperature, top_k, top_p, max_length)
+        strategy_index = self._check_controls(strategy, temperature, top_k, top_p, max_reply_length)
         with tf.control_dependencies([strategy_index]):
             encoder_ids = self._encode(contexts, personas)
 
         def generate():
             with core_op_slice_update():  # No Xla* ops in the graph (see model/compat.py).
                 reply_ids = tf.switch_case(strategy_index, [
-                    lambda: self._greedy(encoder_ids, max_length),
-                    lambda: self._beam(encoder_ids, max_length),
-                    lambda: self._sample(encoder_ids, max_length, temperature, top_k, top_p, seed),
+                    lambda: self._greedy(encoder_ids, max_reply_length),
+                    lambda: self._beam(encoder_ids, max_reply_length),
+                    lambda: self._sample(encoder_ids, max_reply_length, temperature, top_k, top_p, seed),
                 ])
             return detokenize_replies(self.tokenizer, reply_ids)
 
@@ -190,27 +193,27 @@ class ServingFunctions:
     def _controlled(self, logits, prompt, index):
         return apply_controls(logits, prompt, index, self.settings.no_repeat_ngram_size, self.continuation_pieces)
 
-    def _decode(self, encoder_ids, sampler, max_length, controlled, beams: int = 1):
+    def _decode(self, encoder_ids, sampler, max_reply_length, controlled, beams: int = 1):
         return generate_reply_ids(
-            self.model, encoder_ids, sampler, max_length, controlled, beams=beams,
+            self.model, encoder_ids, sampler, max_reply_length, controlled, beams=beams,
             stop_at_end=self.stop_at_end, decoder=self.decoder,
         )
 
-    def _greedy(self, encoder_ids, max_length):
-        return self._decode(encoder_ids, self.greedy, max_length, self._controlled)[:, 1:]
+    def _greedy(self, encoder_ids, max_reply_length):
+        return self._decode(encoder_ids, self.greedy, max_reply_length, self._controlled)[:, 1:]
 
-    def _beam(self, encoder_ids, max_length):
-        prompts, log_probs = self._decode(encoder_ids, self.beam, max_length, self._controlled, self.settings.num_beams)
+    def _beam(self, encoder_ids, max_reply_length):
+        prompts, log_probs = self._decode(encoder_ids, self.beam, max_reply_length, self._controlled, self.settings.num_beams)
         return best_beam(prompts, log_probs, alpha=self.settings.length_penalty)[:, 1:]
 
-    def _sample(self, encoder_ids, max_length, temperature, top_k, top_p, seed):
+    def _sample(self, encoder_ids, max_reply_length, temperature, top_k, top_p, seed):
         def perturbed(logits, prompt, index):
             logits = self._controlled(logits, prompt, index)
             return sampling_logits(logits, index, temperature, top_k, top_p, seed)
 
-        return self._decode(encoder_ids, self.greedy, max_length, perturbed)[:, 1:]
+        return self._decode(encoder_ids, self.greedy, max_reply_length, perturbed)[:, 1:]
 
-    def _check_controls(self, strategy, temperature, top_k, top_p, max_length):
+    def _check_controls(self, strategy, temperature, top_k, top_p, max_reply_length):
         """The strategy's index; InvalidArgument naming the field for out-of-range controls."""
         matches = tf.equal(tf.constant(STRATEGIES), strategy)
         checks = [
@@ -221,7 +224,7 @@ class ServingFunctions:
             tf.debugging.assert_non_negative(top_k, message="top_k must be >= 0 (0: no limit)"),
             tf.debugging.assert_positive(top_p, message="top_p must be in (0, 1]"),
             tf.debugging.assert_less_equal(top_p, 1.0, message="top_p must be in (0, 1]"),
-            tf.debugging.assert_positive(max_length, message="max_length must be >= 1"),
+            tf.debugging.assert_positive(max_reply_length, message="max_length must be >= 1"),
         ]
         with tf.control_dependencies(checks):
             return tf.argmax(tf.cast(matches, tf.int32), output_type=tf.int32)
