@@ -16,7 +16,7 @@ from model.generation import DecodingSettings, ReplyGenerator
 from model.replies import RunReplies
 from model.run_files import load_run
 from serving.client import chat_arrays
-from serving.export import export_finished_run, graph_op_types, publish, versions
+from serving.export import graph_op_types, publish, versions
 from serving.signatures import RETRIEVED_NEIGHBOURS, join_history, normalize_in_graph
 
 QUESTIONS = ["안녕하세요", "오늘 너무 피곤해", "배고픈데 뭐 먹을까?", "주말에 뭐 하지?"]
@@ -182,13 +182,6 @@ def test_versions_are_published_atomically_and_increase(tmp_path):
     target = publish(staging, model_dir)
     assert target == model_dir / "2" and (target / "saved_model.pb").exists() and not staging.exists()
     assert versions(model_dir) == [1, 2]
-
-
-def test_a_finished_run_is_exported_once(real_run, tmp_path):
-    first = export_finished_run(real_run[0], base_dir=tmp_path)
-    assert export_finished_run(real_run[0], base_dir=tmp_path) == first
-    assert versions(first.parent) == [1]
-    (real_run[0] / "export.json").unlink()  # Leave the shared run as it was.
 
 
 def test_export_cli(real_run, tmp_path):
