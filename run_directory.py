@@ -47,7 +47,7 @@ class RunDirectory:
         self.evaluation = self.root / "eval"
         self.workers = self.root / "workers"
 
-    def __fspath__(self) -> str:  # So `Path(run)` and `open(run / ...)`-style code take one as well.
+    def __fspath__(self) -> str:  # A path-like: `Path(run)` and `RunDirectory(run)` take one.
         return str(self.root)
 
     def __str__(self) -> str:
