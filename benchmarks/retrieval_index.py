@@ -63,9 +63,9 @@ def main(argv=None) -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--max-key-share", type=float, default=RetrievalConfig.max_key_share)
     args = parser.parse_args(argv)
-    run_dir = Path(args.run_dir)
-    train = load_examples(RunDirectory(run_dir).train_split)
-    questions = [e.context for e in load_examples(RunDirectory(run_dir).validation_split)[: args.questions]]
+    run = RunDirectory(args.run_dir)
+    train = load_examples(run.train_split)
+    questions = [e.context for e in load_examples(run.validation_split)[: args.questions]]
     indexes = {}
     for name, examples in (("training split", train), (f"synthetic {args.synthetic:,}", synthetic_examples(train, args.synthetic))):
         started = time.perf_counter()
@@ -82,7 +82,7 @@ def main(argv=None) -> int:
         for name, search in searches.items():
             results[name][0].extend(time_queries(search, singles, 1))
             results[name][1].extend(time_queries(search, batches, 1))
-    print(f"run {run_dir}; {len(singles)} questions one at a time and {len(batches)} batches of 32; top 8")
+    print(f"run {run}; {len(singles)} questions one at a time and {len(batches)} batches of 32; top 8")
     print(f"{'index':<20} {'entries':>9} {'postings':>11} {'MB':>7} {'build s':>8} "
           f"{'p50 ms (1)':>11} {'p95 ms (1)':>11} {'p50 ms (32)':>12}")
     for name, (index, build_seconds) in indexes.items():

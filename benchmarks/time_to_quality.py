@@ -36,8 +36,9 @@ def time_to_target(rows: list[dict], target: float) -> tuple[int, float] | None:
 
 
 def describe(run_dir: Path) -> str:
-    config = load_config(RunDirectory(run_dir).config)
-    metrics_path = RunDirectory(run_dir).metrics
+    run = RunDirectory(run_dir)
+    config = load_config(run.config)
+    metrics_path = run.metrics
     precision = json.loads(metrics_path.read_text())["precision"] if metrics_path.exists() else config.train.mixed_precision
     train = config.train
     schedule = f", {train.epochs} ep, cooldown {train.cooldown_fraction:g}" if train.cooldown_fraction else ""

@@ -26,12 +26,10 @@ found and named by its line: the lines it swallowed are read again as the rows t
 from __future__ import annotations
 
 import csv
-import io
 import json
 import logging
 import re
 import unicodedata
-import warnings
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path

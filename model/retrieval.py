@@ -23,7 +23,6 @@ so its cost grows with how many keys share its n-grams, not with the whole index
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import numpy as np
@@ -121,8 +120,8 @@ class RetrievalIndex(tf.Module):
         query's cost. Norms still count them, so similarities stay cosines of the full vectors
         minus those terms' (small) part of the dot product.
 
-        A character's identity pairs shadow the other examples whose question (the context,
-        without the persona) is at least `identity_shadow` similar to an identity question:
+        A character's identity pairs shadow the other examples whose context (earlier turns and
+        question, without the persona) is at least `identity_shadow` similar to an identity question:
         ChatbotData's "넌 누구냐? -> 저는 위로봇입니다." must not answer for the character.
 
         `question_weight` > 0 also indexes each key's question (`question_texts`) and mixes its
@@ -139,7 +138,7 @@ class RetrievalIndex(tf.Module):
             raise ValueError("cannot build a retrieval index from no examples")
         keys = [k for k, _ in pairs]
         index = cls._from_pairs(keys, [r for _, r in pairs], buckets, max_key_share)
-        questions = [re.sub(QUESTION_OF_KEY, "", k) for k in keys]
+        questions = [q.decode("utf-8") for q in question_texts(tf.constant(keys)).numpy()]  # As queries get them.
         if question_weight > 0 and questions != keys:
             index.questions = cls._from_pairs(questions, [], buckets, max_key_share)
             index.question_weight = float(question_weight)

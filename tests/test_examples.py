@@ -5,7 +5,7 @@ import json
 import pytest
 
 from data_pipeline.examples import (
-    SEP_TEXT, dialogue_examples, earlier_turns, load_examples, question_of, save_examples, split_dialogues,
+    dialogue_examples, earlier_turns, load_examples, question_of, save_examples, split_dialogues,
     to_examples,
 )
 from data_pipeline.sources import BOT, Dialogue

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from config import DataConfig
-from conftest import AIHUB_SAMPLE, HARU, XPERSONA
+from conftest import AIHUB_SAMPLE, HARU
 from data_pipeline.character import load_character
 from data_pipeline.context import format_persona
 from data_pipeline.examples import load_examples
