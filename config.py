@@ -32,6 +32,7 @@ RESERVED_TOKENS = ("[PAD]", "[UNK]", "[START]", "[END]", "[SEP]", "[PERSONA]", "
 CORE_RESERVED_TOKENS = RESERVED_TOKENS[:5]
 PAD_ID, UNK_ID, START_ID, END_ID, SEP_ID, PERSONA_ID, USER_ID, BOT_ID = range(len(RESERVED_TOKENS))
 MONITORS = ("val_perplexity", "val_loss")
+LEARNING_RATE_DECAYS = ("rsqrt", "none")  # model/schedule.py
 DISTRIBUTION_STRATEGIES = ("default", "mirrored", "multi_worker")  # model/distribution.py
 PRECISIONS = ("auto", "none", "mixed_bfloat16", "mixed_float16")  # model/precision.py
 
@@ -116,6 +117,8 @@ class TrainConfig:
     # > 0: the learning rate falls linearly to zero over this last share of the planned
     # `epochs` (model/schedule.py). Off: at 0.2 it did not help on ChatbotData (README, Results).
     cooldown_fraction: float = 0.0
+    # After warm-up: "rsqrt" (Noam: the rate falls as 1/sqrt(step)) or "none" (it stays at the peak).
+    learning_rate_decay: str = "rsqrt"
     early_stopping_patience: int = 3
     # What early stopping and the best checkpoint minimise: "val_perplexity" (the held-out
     # likelihood of the answers; label smoothing left out) or "val_loss" (the smoothed
@@ -149,6 +152,8 @@ class TrainConfig:
         require(0.0 <= self.weight_decay < float("inf"), "train.weight_decay", self.weight_decay, ">= 0 (0: Adam)")
         require(_in_unit_interval(self.cooldown_fraction, upper_open=False), "train.cooldown_fraction",
                 self.cooldown_fraction, "a share of the epochs in [0, 1] (0: off)")
+        require(self.learning_rate_decay in LEARNING_RATE_DECAYS, "train.learning_rate_decay",
+                self.learning_rate_decay, f"one of {', '.join(LEARNING_RATE_DECAYS)}")
         require(self.early_stopping_patience >= 0, "train.early_stopping_patience", self.early_stopping_patience, ">= 0")
         require(self.monitor in MONITORS, "train.monitor", self.monitor, f"one of {', '.join(MONITORS)}")
         require(self.strategy in DISTRIBUTION_STRATEGIES, "train.strategy", self.strategy,

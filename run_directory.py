@@ -1,4 +1,4 @@
-"""The files of a run directory, named in one place: every module asks `RunDirectory` for a path.
+"""The files of a run directory and of an exported version, named in one place: modules ask for paths here.
 
     <run>/config.yaml          the resolved configuration (written first; a resume must match it)
     <run>/data_report.json     rows kept / skipped / duplicates; split sizes; context turns seen
@@ -16,6 +16,12 @@
     <run>/metrics.json         written last: the run is finished when it exists
     <run>/export.json          the TF Serving version it was exported as (`export_finished_run`)
     <run>/eval/                `evaluate.py`'s report, unless `--out` says elsewhere
+
+`ExportVersion` names the files of one TF Serving version (`serving/export.py` writes them):
+
+    <base>/<name>/<version>/saved_model.pb, variables/
+                            assets.extra/vocab.txt, config.yaml, character.yaml (a character run),
+                                         export.json, tf_serving_warmup_requests
 """
 
 from __future__ import annotations
@@ -59,3 +65,24 @@ class RunDirectory:
     def worker(self, task_type: str, index: int) -> "RunDirectory":
         """The private run directory of a non-chief worker (multi-worker training)."""
         return RunDirectory(self.workers / f"{task_type}-{index}")
+
+
+class ExportVersion:
+    """The paths of the exported version in `root` (TF Serving's `<base>/<name>/<version>/`)."""
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+        self.graph = self.root / "saved_model.pb"
+        self.variables_index = self.root / "variables" / "variables.index"
+        self.extra = self.root / "assets.extra"  # TF Serving's folder for files beside the graph.
+        self.vocabulary = self.extra / "vocab.txt"
+        self.config = self.extra / "config.yaml"
+        self.character = self.extra / "character.yaml"
+        self.export_record = self.extra / "export.json"
+        self.warmup_requests = self.extra / "tf_serving_warmup_requests"  # The name TF Serving replays.
+
+    def __fspath__(self) -> str:
+        return str(self.root)
+
+    def __repr__(self) -> str:
+        return f"ExportVersion({str(self.root)!r})"

@@ -149,8 +149,7 @@ class RetrievalIndex(tf.Module):
     @classmethod
     def for_run(cls, examples, settings) -> "RetrievalIndex":
         """`build` with a run's `config.RetrievalConfig`: what `train.py` and `run_index` index."""
-        return cls.build(examples, max_key_share=settings.max_key_share, identity_shadow=settings.identity_shadow,
-                         question_weight=settings.question_weight)
+        return cls.build(examples, **dict(zip(BUILD_SETTINGS, settings_of(settings))))
 
     @classmethod
     def _from_pairs(cls, keys, responses, buckets: int, max_key_share: float = 1.0) -> "RetrievalIndex":
@@ -251,6 +250,15 @@ class RetrievalIndex(tf.Module):
         return tf.gather(self.responses, rows)
 
 
+# The `config.RetrievalConfig` fields `RetrievalIndex.build` takes, in the order of its `built_with`.
+BUILD_SETTINGS = ("max_key_share", "identity_shadow", "question_weight")
+
+
+def settings_of(settings) -> tuple:
+    """A `config.RetrievalConfig`'s build settings as the `built_with` tuple of an index built with them."""
+    return tuple(getattr(settings, name) for name in BUILD_SETTINGS)
+
+
 def run_index(run_dir: str | Path, settings=None) -> RetrievalIndex:
     """The run's index (its `retrieval_index.npz`), built from its training split when missing.
 
@@ -267,7 +275,7 @@ def run_index(run_dir: str | Path, settings=None) -> RetrievalIndex:
     path, train_split = run.retrieval_index, run.train_split
     if path.exists():
         index = RetrievalIndex.load(path)
-        if index.built_with == (settings.max_key_share, settings.identity_shadow, settings.question_weight) \
+        if index.built_with == settings_of(settings) \
                 or not train_split.exists():
             return index
     elif not train_split.exists():

@@ -68,14 +68,15 @@ NOT_DECAYED = ["bias", "gamma", "beta"]
 
 
 def make_schedule(config: Config, steps_per_epoch: int | None = None) -> NoamSchedule:
-    """Noam, cooling down over the last `train.cooldown_fraction` of `epochs * steps_per_epoch` steps.
+    """Noam (held at its peak with `train.learning_rate_decay=none`), cooling down over the last `train.cooldown_fraction` of `epochs * steps_per_epoch` steps.
 
     Without `steps_per_epoch` (benchmarks, tests) the plan is unknown: plain Noam.
     """
     fraction = config.train.cooldown_fraction
     total = config.train.epochs * steps_per_epoch if steps_per_epoch and fraction else 0
     return NoamSchedule(config.model.hidden_dim, config.train.warmup_steps, config.train.learning_rate_scale,
-                        total_steps=total, cooldown_steps=round(total * fraction))
+                        total_steps=total, cooldown_steps=round(total * fraction),
+                        hold_peak=config.train.learning_rate_decay == "none")
 
 
 def make_optimizer(config: Config, steps_per_epoch: int | None = None) -> keras.optimizers.Optimizer:

@@ -4,6 +4,7 @@
                                   variables/
                                   assets.extra/vocab.txt, config.yaml, export.json,
                                                tf_serving_warmup_requests
+                                  (the names: `run_directory.ExportVersion`)
 
 The version is the next integer after the highest one present. It is written
 under a hidden temporary name, checked (no `Xla*` op in the graph or its function
@@ -27,7 +28,7 @@ from tensorflow.core.protobuf import saved_model_pb2
 from tensorflow_serving.apis import predict_pb2, prediction_log_pb2
 
 from config import Config
-from run_directory import RunDirectory
+from run_directory import ExportVersion, RunDirectory
 from serving.client import chat_arrays
 from data_pipeline.loading import history_turns, run_character, run_persona
 from model.retrieval import run_index
@@ -37,7 +38,6 @@ SERVING_DEFAULT = "serving_default"
 CHAT_SIGNATURE = "chat"
 RETRIEVE_SIGNATURE = "retrieve"
 CHARACTER_SIGNATURE = "character"
-WARMUP_FILE = "tf_serving_warmup_requests"
 
 
 def versions(model_dir: Path) -> list[int]:
@@ -50,7 +50,7 @@ def versions(model_dir: Path) -> list[int]:
 def graph_op_types(saved_model_dir: Path) -> set[str]:
     """Every op type in `saved_model.pb`: the graphs and their function libraries."""
     saved_model = saved_model_pb2.SavedModel()
-    saved_model.ParseFromString((Path(saved_model_dir) / "saved_model.pb").read_bytes())
+    saved_model.ParseFromString(ExportVersion(saved_model_dir).graph.read_bytes())
     types = set()
     for meta_graph in saved_model.meta_graphs:
         types.update(node.op for node in meta_graph.graph_def.node)
@@ -117,18 +117,18 @@ def write_saved_model(model, tokenizer, config: Config, path: Path, stop_at_end:
 def write_extras(path: Path, tokenizer, config: Config, run_dir: Path | None, with_retrieval: bool = False,
                  with_character: bool = False) -> None:
     """Vocabulary, configuration, provenance and warm-up requests, beside the graph."""
-    extra = path / "assets.extra"
-    extra.mkdir(parents=True, exist_ok=True)
-    (extra / "vocab.txt").write_text("\n".join(tokenizer.get_vocabulary()) + "\n", encoding="utf-8")
-    config.save(extra / "config.yaml")
+    version = ExportVersion(path)
+    version.extra.mkdir(parents=True, exist_ok=True)
+    version.vocabulary.write_text("\n".join(tokenizer.get_vocabulary()) + "\n", encoding="utf-8")
+    config.save(version.config)
     character = RunDirectory(run_dir).character if run_dir is not None else None
     if character is not None and character.exists():
-        shutil.copyfile(character, extra / character.name)
+        shutil.copyfile(character, version.character)
     signatures = [SERVING_DEFAULT, CHAT_SIGNATURE] + ([RETRIEVE_SIGNATURE] if with_retrieval else []) + (
         [CHARACTER_SIGNATURE] if with_character else [])
     provenance = {"run_dir": str(run_dir) if run_dir else None, "signatures": signatures}
-    (extra / "export.json").write_text(json.dumps(provenance, indent=2), encoding="utf-8")
-    with tf.io.TFRecordWriter(str(extra / WARMUP_FILE)) as writer:
+    version.export_record.write_text(json.dumps(provenance, indent=2), encoding="utf-8")
+    with tf.io.TFRecordWriter(str(version.warmup_requests)) as writer:
         for request in warmup_requests(config, with_retrieval):
             log = prediction_log_pb2.PredictionLog(predict_log=prediction_log_pb2.PredictLog(request=request))
             writer.write(log.SerializeToString())

@@ -22,8 +22,9 @@ import tensorflow as tf
 from tensorflow_serving.apis import prediction_log_pb2
 
 from data_pipeline.sources import CONTROL_CHARACTERS
+from run_directory import ExportVersion
 from serving.batching import Batcher
-from serving.export import WARMUP_FILE, versions
+from serving.export import versions
 from serving.loaded_model import LoadedVersion, RequestError, session_config
 
 log = logging.getLogger("serve")
@@ -98,7 +99,7 @@ class ModelServer:
         self.batcher.stop()
 
     def _warm_up(self, loaded: LoadedVersion) -> None:
-        path = loaded.path / "assets.extra" / WARMUP_FILE
+        path = ExportVersion(loaded.path).warmup_requests
         if not path.exists():
             return
         for record in tf.data.TFRecordDataset(str(path)).as_numpy_iterator():

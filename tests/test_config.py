@@ -49,6 +49,7 @@ BAD_VALUES = [
     ("train", "learning_rate_scale", 0.0), ("train", "learning_rate_scale", float("inf")),
     ("train", "label_smoothing", 1.0), ("train", "word_dropout", -0.1), ("train", "ema_momentum", 1.5),
     ("train", "weight_decay", -1.0), ("train", "cooldown_fraction", 1.2), ("train", "early_stopping_patience", -1),
+    ("train", "learning_rate_decay", "cosine"),
     ("train", "monitor", "accuracy"), ("train", "strategy", "tpu"), ("train", "mixed_precision", "fp8"),
     ("train", "shuffle_buffer", 0),
     ("export", "name", "a/b"), ("export", "name", ""), ("export", "max_reply_length", 0), ("export", "num_beams", 0),

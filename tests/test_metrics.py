@@ -62,6 +62,19 @@ def test_noam_schedule_shape_and_serialisation():
         assert type(obj).from_config(obj.get_config()).get_config() == obj.get_config()
 
 
+def test_held_peak_stays_at_the_noam_peak_after_warmup_and_still_cools_down():
+    plain = NoamSchedule(hidden_dim=512, warmup_steps=600)
+    held = NoamSchedule(hidden_dim=512, warmup_steps=600, total_steps=3000, cooldown_steps=1000, hold_peak=True)
+    peak = (512 * 600) ** -0.5
+    for step in (0, 299, 599):  # Warm-up: unchanged.
+        assert float(held(step)) == pytest.approx(float(plain(step)), rel=1e-6)
+    for step in (600, 1200, 1999):  # Noam falls as 1/sqrt(step); the held rate stays at the peak.
+        assert float(held(step)) == pytest.approx(peak, rel=1e-6) and float(plain(step)) < peak * 0.99 ** (step > 600)
+    assert float(held(2500)) == pytest.approx(peak / 2, rel=1e-5) and float(held(3000)) == 0.0
+    clone = keras.optimizers.schedules.deserialize(keras.optimizers.schedules.serialize(held))
+    assert float(clone(1500)) == pytest.approx(peak, rel=1e-6)
+
+
 def test_noam_cooldown_falls_linearly_to_zero_at_the_last_step():
     plain = NoamSchedule(hidden_dim=512, warmup_steps=600)
     cooled = NoamSchedule(hidden_dim=512, warmup_steps=600, total_steps=3000, cooldown_steps=1000)
