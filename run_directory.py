@@ -73,7 +73,6 @@ class ExportVersion:
     def __init__(self, root: str | Path):
         self.root = Path(root)
         self.graph = self.root / "saved_model.pb"
-        self.variables_index = self.root / "variables" / "variables.index"
         self.extra = self.root / "assets.extra"  # TF Serving's folder for files beside the graph.
         self.vocabulary = self.extra / "vocab.txt"
         self.config = self.extra / "config.yaml"

@@ -42,7 +42,9 @@ def describe(run_dir: Path) -> str:
     precision = json.loads(metrics_path.read_text())["precision"] if metrics_path.exists() else config.train.mixed_precision
     train = config.train
     schedule = f", {train.epochs} ep, cooldown {train.cooldown_fraction:g}" if train.cooldown_fraction else ""
-    return f"{precision}, batch {train.batch_size}, lr x{train.learning_rate_scale:g}, wd {train.weight_decay:g}{schedule}"
+    schedule += ", peak held" if train.learning_rate_decay == "none" else ""
+    return (f"{precision}, batch {train.batch_size}, lr x{train.learning_rate_scale:g}, wd {train.weight_decay:g}, "
+            f"ls {train.label_smoothing:g}{schedule}")
 
 
 def main(argv=None) -> int:

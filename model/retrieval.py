@@ -149,7 +149,7 @@ class RetrievalIndex(tf.Module):
     @classmethod
     def for_run(cls, examples, settings) -> "RetrievalIndex":
         """`build` with a run's `config.RetrievalConfig`: what `train.py` and `run_index` index."""
-        return cls.build(examples, **dict(zip(BUILD_SETTINGS, settings_of(settings))))
+        return cls.build(examples, **{name: getattr(settings, name) for name in BUILD_SETTINGS})
 
     @classmethod
     def _from_pairs(cls, keys, responses, buckets: int, max_key_share: float = 1.0) -> "RetrievalIndex":

@@ -68,7 +68,8 @@ NOT_DECAYED = ["bias", "gamma", "beta"]
 
 
 def make_schedule(config: Config, steps_per_epoch: int | None = None) -> NoamSchedule:
-    """Noam (held at its peak with `train.learning_rate_decay=none`), cooling down over the last `train.cooldown_fraction` of `epochs * steps_per_epoch` steps.
+    """Noam (held at its peak with `train.learning_rate_decay=none`), cooling down over the last
+    `train.cooldown_fraction` of `epochs * steps_per_epoch` steps.
 
     Without `steps_per_epoch` (benchmarks, tests) the plan is unknown: plain Noam.
     """

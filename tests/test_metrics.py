@@ -69,7 +69,8 @@ def test_held_peak_stays_at_the_noam_peak_after_warmup_and_still_cools_down():
     for step in (0, 299, 599):  # Warm-up: unchanged.
         assert float(held(step)) == pytest.approx(float(plain(step)), rel=1e-6)
     for step in (600, 1200, 1999):  # Noam falls as 1/sqrt(step); the held rate stays at the peak.
-        assert float(held(step)) == pytest.approx(peak, rel=1e-6) and float(plain(step)) < peak * 0.99 ** (step > 600)
+        assert float(held(step)) == pytest.approx(peak, rel=1e-6)
+    assert float(plain(1200)) < 0.75 * peak  # Where the two differ.
     assert float(held(2500)) == pytest.approx(peak / 2, rel=1e-5) and float(held(3000)) == 0.0
     clone = keras.optimizers.schedules.deserialize(keras.optimizers.schedules.serialize(held))
     assert float(clone(1500)) == pytest.approx(peak, rel=1e-6)
