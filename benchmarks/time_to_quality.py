@@ -4,7 +4,8 @@
     python benchmarks/time_to_quality.py runs/seed --target 21.71
 
 Reads each run's `history.csv` (Keras' per-epoch log: `epoch_seconds` includes validation)
-and `metrics.json`/`config.yaml` (precision, batch size, learning-rate scale, weight decay),
+and `metrics.json`/`config.yaml` (precision, batch size, learning-rate scale, weight decay, label
+smoothing, weight-average momentum, schedule),
 and prints the epochs and seconds until `val_perplexity <= target`, and each run's epochs and
 time as ratios of the first run's (the epoch ratio does not depend on the machine's speed).
 Wall times compare only for runs trained one after the other on the same machine (state the
@@ -43,8 +44,9 @@ def describe(run_dir: Path) -> str:
     train = config.train
     schedule = f", {train.epochs} ep, cooldown {train.cooldown_fraction:g}" if train.cooldown_fraction else ""
     schedule += ", peak held" if train.learning_rate_decay == "none" else ""
-    return (f"{precision}, batch {train.batch_size}, lr x{train.learning_rate_scale:g}, wd {train.weight_decay:g}, "
-            f"ls {train.label_smoothing:g}{schedule}")
+    return (f"{precision}, batch {train.batch_size}, lr x{train.learning_rate_scale:g}, warm-up {train.warmup_steps}, "
+            f"wd {train.weight_decay:g}, "
+            f"ls {train.label_smoothing:g}, ema {train.ema_momentum:g}{schedule}")
 
 
 def main(argv=None) -> int:
@@ -59,17 +61,17 @@ def main(argv=None) -> int:
             return 2
     target = args.target or min(r["val_perplexity"] for r in histories[args.runs[0]])
     print(f"target: validation perplexity <= {target:.2f}")
-    print(f"{'run':<20} {'settings':<40} {'best ppl':>8} {'epochs':>7} {'ratio':>6} {'minutes':>8} {'ratio':>6}")
+    print(f"{'run':<20} {'settings':<66} {'best ppl':>8} {'epochs':>7} {'ratio':>6} {'minutes':>8} {'ratio':>6}")
     reference = None
     for run, rows in histories.items():
         reached = time_to_target(rows, target)
         best = min(r["val_perplexity"] for r in rows)
         if reached is None:
-            print(f"{str(run):<20} {describe(run):<40} {best:>8.2f} {'never':>7} {'-':>6} {'-':>8} {'-':>6}")
+            print(f"{str(run):<20} {describe(run):<66} {best:>8.2f} {'never':>7} {'-':>6} {'-':>8} {'-':>6}")
             continue
         epochs, seconds = reached
         reference = reference or (epochs, seconds)
-        print(f"{str(run):<20} {describe(run):<40} {best:>8.2f} {epochs:>7} {epochs / reference[0]:>6.2f} "
+        print(f"{str(run):<20} {describe(run):<66} {best:>8.2f} {epochs:>7} {epochs / reference[0]:>6.2f} "
               f"{seconds / 60:>8.1f} {seconds / reference[1]:>6.2f}")
     return 0
 
