@@ -45,8 +45,7 @@ def describe(run_dir: Path) -> str:
     schedule = f", {train.epochs} ep, cooldown {train.cooldown_fraction:g}" if train.cooldown_fraction else ""
     schedule += ", peak held" if train.learning_rate_decay == "none" else ""
     return (f"{precision}, batch {train.batch_size}, lr x{train.learning_rate_scale:g}, warm-up {train.warmup_steps}, "
-            f"wd {train.weight_decay:g}, "
-            f"ls {train.label_smoothing:g}, ema {train.ema_momentum:g}{schedule}")
+            f"wd {train.weight_decay:g}, ls {train.label_smoothing:g}, ema {train.ema_momentum:g}{schedule}")
 
 
 def main(argv=None) -> int:

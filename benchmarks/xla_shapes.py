@@ -72,7 +72,10 @@ def shape_of(inputs, targets) -> tuple[int, int, int]:
 
 
 def shape_census(dataset: tf.data.Dataset, epochs: int) -> tuple[float, int, float]:
-    """(steps per epoch, distinct shapes over `epochs` epochs, padding share of target positions)."""
+    """(steps per epoch, distinct shapes over `epochs` epochs, padding share of target positions).
+
+    Target positions, as train_throughput.py counts them (`padding_stats` counts the inputs).
+    """
     shapes, real, positions, steps = set(), 0, 0, 0
     for inputs, targets in dataset.repeat(epochs):
         shapes.add(shape_of(inputs, targets))
