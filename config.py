@@ -35,6 +35,8 @@ MONITORS = ("val_perplexity", "val_loss")
 LEARNING_RATE_DECAYS = ("rsqrt", "none")  # model/schedule.py
 DISTRIBUTION_STRATEGIES = ("default", "mirrored", "multi_worker")  # model/distribution.py
 PRECISIONS = ("auto", "none", "mixed_bfloat16", "mixed_float16")  # model/precision.py
+# What the reply selector scores each candidate by (model/selector.py); `SelectorConfig` weighs them.
+SELECTOR_FEATURES = ("similarity", "generated", "likelihood", "prior", "frequency", "tokens")
 
 
 def require(ok: bool, key: str, value, allowed: str) -> None:
@@ -216,23 +218,51 @@ class RetrievalConfig:
     # on held-out XPersona the persona-keyed lookup gave one reply to 9.5% of the questions (distinct-2
     # 0.155), at 0.7 2.2% (0.81); ChatbotData is unchanged (README, Results).
     question_weight: float = 0.7
-    # > 0: the other design measured instead of the threshold: this many retrieved responses and the
-    # generated reply scored by the model (similarity_weight * similarity + mean token log-probability,
-    # generation_bonus for the generated one). No better on ChatbotData, 2.1-2.3x greedy's latency (README).
-    rerank_top_k: int = 0
-    similarity_weight: float = 16.0
-    generation_bonus: float = 3.0
-
     def __post_init__(self):
         require(0.0 <= self.threshold <= 1.0, "retrieval.threshold", self.threshold, "in [0, 1] (a cosine similarity)")
         require(0.0 < self.max_key_share <= 1.0, "retrieval.max_key_share", self.max_key_share, "in (0, 1]")
         require(0.0 <= self.question_weight <= 1.0, "retrieval.question_weight", self.question_weight, "in [0, 1]")
         require(0.0 < self.identity_shadow <= 1.0, "retrieval.identity_shadow", self.identity_shadow,
                 "in (0, 1] (a cosine similarity; 1.0: only exact repeats of identity questions)")
-        require(self.rerank_top_k >= 0, "retrieval.rerank_top_k", self.rerank_top_k, ">= 0 (0: the threshold design)")
-        for key in ("similarity_weight", "generation_bonus"):
-            value = getattr(self, key)
-            require(abs(value) < float("inf"), f"retrieval.{key}", value, "a finite number")
+
+
+@dataclass
+class SelectorConfig:
+    """How the reply is chosen among candidates (`model/selector.py`) in every reply path.
+
+    With `enabled` (and a retrieval index), each request's candidates are the `retrieved`
+    nearest training responses, the generated reply and `samples` sampled replies (top-p
+    `sample_top_p`); the reply is the candidate with the highest weighted sum of its
+    features. The weights are a logistic regression on blind SSA ratings, fitted and
+    cross-validated over questions by `python -m evaluation.fit_selector` (README, Results).
+    Off: the threshold hybrid (`retrieval.threshold`).
+    """
+
+    enabled: bool = True
+    retrieved: int = 3  # Nearest training responses among the candidates.
+    samples: int = 0  # Sampled replies among the candidates (sample-and-rank); 0: none.
+    sample_top_p: float = 0.9
+    # Feature weights (`SELECTOR_FEATURES`, model/selector.py): the logistic regression fitted on the
+    # 300 rated questions of shared/data/ssa_validation_labels.jsonl and evaluation/ssa_labels.jsonl
+    # with the default run's model (`python -m evaluation.fit_selector`); on held-out folds it scores
+    # SSA 61.0% against the lookup's 58.7% (README, Results).
+    similarity: float = 3.15
+    generated: float = -1.42
+    likelihood: float = 0.70
+    prior: float = 0.17
+    frequency: float = -1.14
+    tokens: float = -0.23
+
+    def __post_init__(self):
+        require(self.retrieved >= 1, "selector.retrieved", self.retrieved, ">= 1")
+        require(self.samples >= 0, "selector.samples", self.samples, ">= 0 (0: none)")
+        require(0.0 < self.sample_top_p <= 1.0, "selector.sample_top_p", self.sample_top_p, "in (0, 1]")
+        for key in SELECTOR_FEATURES:
+            require(abs(getattr(self, key)) < float("inf"), f"selector.{key}", getattr(self, key), "a finite number")
+
+    def weights(self) -> list[float]:
+        """The weights in `SELECTOR_FEATURES` order."""
+        return [float(getattr(self, name)) for name in SELECTOR_FEATURES]
 
 
 @dataclass
@@ -245,6 +275,7 @@ class Config:
     train: TrainConfig = field(default_factory=TrainConfig)
     export: ExportConfig = field(default_factory=ExportConfig)
     retrieval: RetrievalConfig = field(default_factory=RetrievalConfig)
+    selector: SelectorConfig = field(default_factory=SelectorConfig)
 
     def __post_init__(self):
         require(self.preset in PRESETS, "preset", self.preset, f"one of {', '.join(PRESETS)}")
@@ -273,7 +304,12 @@ PRESETS: dict[str, dict] = {
 
 
 def _migrate(loaded: dict) -> dict:
-    """Older config files: `data.path` (one file) became `data.sources`."""
+    """Older config files: `data.path` (one file) became `data.sources`; the reranking design of
+    `retrieval` (`rerank_top_k`, `similarity_weight`, `generation_bonus`) became `selector`."""
+    retrieval = loaded.get("retrieval")
+    if isinstance(retrieval, dict):
+        for key in ("rerank_top_k", "similarity_weight", "generation_bonus"):
+            retrieval.pop(key, None)
     data = loaded.get("data")
     if isinstance(data, dict) and "path" in data:
         path = data.pop("path")

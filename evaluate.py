@@ -10,6 +10,14 @@ run's validation split unless --data names a file (any training format). Writes
 <run>/logs/eval (see evaluation/report.py). --probes FILE (one question per line)
 adds their answers to the report.
 
+SSA (evaluation/ssa.py; rated blind by shared/data/SSA_GUIDELINE.md):
+  --ssa-labels FILE          ratings in the shape of shared/data/ssa_validation_labels.jsonl
+                             (repeatable): SSA per strategy with the rated count and share (none
+                             under 90% rated); the unrated replies go to <out>/ssa_sheet.jsonl
+  --exclude-rated FILE       leave out the questions FILE rates (SSA outside a label set)
+  --merge-ratings SHEET --into FILE
+                             append a filled-in sheet to a label file
+
 Multi-turn and character runs (evaluation/context_use.py):
   --context-use              loss of held-out responses with their real context, without
                              it, and with another dialogue's (writes context_use.json)
@@ -34,19 +42,36 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--run-dir", required=True)
+    parser.add_argument("--run-dir", help="the run to evaluate (required unless --merge-ratings)")
     parser.add_argument("--data", help="held-out dialogue file, any training format (default: the run's validation split)")
     parser.add_argument("--strategies", "--strategy", default="retrieval,greedy,beam,top-p,hybrid",
                         help="comma-separated: retrieval (the lookup), greedy, beam, top-p, hybrid (what "
                              "serving_default answers), hybrid-beam, greedy-plain, sample")
     parser.add_argument("--limit", type=int, default=1000, help="evaluate the first N examples (0: all)")
+    parser.add_argument("--spread", action="store_true",
+                        help="with --limit N: N examples evenly spaced over the held-out set, not the first N")
     parser.add_argument("--probes", help="a file with one question per line")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--out", help="output folder (default: <run-dir>/eval)")
     parser.add_argument("--only-source", help="keep held-out examples whose source contains this text")
     parser.add_argument("--context-use", action="store_true", help="measure how much the model uses context")
     parser.add_argument("--character-probes", help="a file of who-are-you questions (one per line)")
-    return parser.parse_args(argv)
+    parser.add_argument("--ssa-labels", action="append", default=[], metavar="FILE",
+                        help="blind SSA ratings (JSON lines, the shape of shared/data/ssa_validation_labels.jsonl); "
+                             "repeat for several files. Reports SSA per strategy and writes the unrated replies to "
+                             "<out>/ssa_sheet.jsonl")
+    parser.add_argument("--exclude-rated", action="append", default=[], metavar="FILE",
+                        help="leave out the held-out questions this label file rates (repeatable): SSA on "
+                             "questions outside a label set")
+    parser.add_argument("--merge-ratings", metavar="SHEET",
+                        help="append a filled ssa_sheet.jsonl to the label file --into names, and exit")
+    parser.add_argument("--into", metavar="FILE", help="the label file --merge-ratings appends to")
+    args = parser.parse_args(argv)
+    if args.merge_ratings and not args.into:
+        parser.error("--merge-ratings needs --into FILE")
+    if not args.merge_ratings and not args.run_dir:
+        parser.error("--run-dir is required")
+    return args
 
 
 def read_probes(path: str | None) -> list[str]:
@@ -89,13 +114,19 @@ def extra_reports(args, evaluation, out: Path) -> None:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    if args.merge_ratings:
+        from evaluation.ssa import merge_rating_sheet
+
+        added = merge_rating_sheet(args.merge_ratings, args.into)
+        print(f"{added} rated replies added to {args.into}")
+        return 0
     from evaluation.evaluate_run import evaluate_run
-    from evaluation.report import strategy_table, write_report
+    from evaluation.report import ssa_table, strategy_table, write_report
 
     strategies = [s.strip() for s in args.strategies.split(",") if s.strip() and s.strip() != "none"]
     evaluation = evaluate_run(
         args.run_dir, args.data, strategies, args.limit or None, read_probes(args.probes), args.batch_size,
-        args.only_source,
+        args.only_source, args.ssa_labels, args.exclude_rated, args.spread,
     )
     out = write_report(evaluation, args.out or RunDirectory(args.run_dir).evaluation)
     extra_reports(args, evaluation, out)
@@ -103,6 +134,9 @@ def main(argv=None) -> int:
     print(f"{len(evaluation.examples)} examples from {evaluation.source}: loss {lk['loss']:.4f}, "
           f"perplexity {lk['perplexity']:.2f}, token accuracy {lk['token_accuracy']:.4f}")
     print(strategy_table(evaluation))
+    if evaluation.ssa:
+        print(ssa_table(evaluation))
+        print(f"{len(evaluation.unrated)} distinct replies had no rating: {out / 'ssa_sheet.jsonl'}")
     print(f"report: {out / 'report.md'}  ({evaluation.seconds:.0f} s)")
     return 0
 

@@ -2,10 +2,11 @@
 
     python benchmarks/export_latency.py --run-dir runs/seed-ChatbotData [--questions 100]
 
-Exports the run three times into a temporary directory: with its retrieval index (the
-hybrid `serving_default`, as `export.py` writes it), without (greedy generation alone,
-`serving_default` before retrieval existed), and with the other hybrid design measured
-(`retrieval.rerank_top_k: 8`, model reranking). Then, in this process after
+Exports the run into a temporary directory: without its retrieval index (greedy
+generation alone), with it as `export.py` writes it (the selector over the retrieved
+responses, the greedy reply and the run's `selector.samples`), with the threshold hybrid
+(`selector.enabled: false`, the served default before the selector), and with the selector
+and `--samples` sampled candidates (sample-and-rank). Then, in this process after
 `DisableXlaCompilation()`, it times `serving_default` on one validation question at
 a time, the exports in alternating rounds, for each session thread setting (TF
 Serving's `--tensorflow_inter_op_parallelism`), and the replies per second of
@@ -35,6 +36,17 @@ from serving.export import write_saved_model  # noqa: E402
 from serving.loaded_model import LoadedVersion, disable_xla_compilation, session_config  # noqa: E402
 
 
+def cpu_line() -> str:
+    """The CPU's model name and the flags that decide its speed here (bfloat16, AMX, AVX-512)."""
+    from model.precision import cpu_flags
+
+    info = Path("/proc/cpuinfo")
+    lines = info.read_text().splitlines() if info.exists() else []
+    names = [line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")]
+    flags = sorted(f for f in cpu_flags() if f in ("avx512f", "avx512_bf16", "amx_bf16", "amx_tile"))
+    return f"CPU: {names[0] if names else 'unknown'} x{os.cpu_count()}, flags: {' '.join(flags) or 'no avx512/amx'}"
+
+
 def latencies_ms(version: LoadedVersion, questions: list[str]) -> np.ndarray:
     times = []
     for question in questions:
@@ -58,6 +70,7 @@ def main(argv=None) -> int:
     parser.add_argument("--questions", type=int, default=100)
     parser.add_argument("--reply-tokens", type=int, default=24)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--samples", type=int, default=4, help="sampled candidates of the sample-and-rank export")
     args = parser.parse_args(argv)
 
     run = load_run(args.run_dir)
@@ -68,14 +81,17 @@ def main(argv=None) -> int:
     disable_xla_compilation()
     print(f"run {args.run_dir}; {len(questions)} validation questions, batch 1, XLA disabled, TF1 loader + Session; "
           f"{args.rounds} alternating rounds")
+    print(cpu_line())
     print(f"oneDNN {'off' if os.environ.get('TF_ENABLE_ONEDNN_OPTS') == '0' else 'on (default)'}")
     with tempfile.TemporaryDirectory() as tmp:
         index = run_index(run.run_dir, run.config.retrieval)
-        rerank = dataclasses.replace(config, retrieval=dataclasses.replace(config.retrieval, rerank_top_k=8))
-        exports = {"greedy (no retrieval index)": (None, config), "hybrid (as exported)": (index, config),
-                   "hybrid, model reranking of 8": (index, rerank)}
+        threshold = dataclasses.replace(config, selector=dataclasses.replace(config.selector, enabled=False))
+        sampled = dataclasses.replace(config, selector=dataclasses.replace(config.selector, samples=args.samples))
+        exports = {"greedy (no retrieval index)": (None, config), "selector (as exported)": (index, config),
+                   "threshold hybrid": (index, threshold), f"selector + {args.samples} samples": (index, sampled)}
         for label, (index, variant) in exports.items():
-            write_saved_model(run.model, run.tokenizer, variant, Path(tmp) / label, index=index)
+            write_saved_model(run.model, run.tokenizer, variant, Path(tmp) / label, index=index,
+                              persona=run.persona)
         for inter_op in (0, 1):
             versions = {label: LoadedVersion(Path(tmp) / label, session_config(inter_op_threads=inter_op))
                         for label in exports}

@@ -23,6 +23,7 @@ from data_pipeline.examples import Example, load_examples, to_examples
 from data_pipeline.loading import load_dialogues
 from evaluation.likelihood import likelihood_scores
 from evaluation.reply_metrics import score_replies
+from evaluation.ssa import SSAScore, key, load_labels, ssa_score, unrated
 from model.generation import DecodingSettings, served_settings
 from model.replies import RunReplies
 from model.run_files import load_run
@@ -65,13 +66,17 @@ class Evaluation:
     probes: dict[str, list[str]] = field(default_factory=dict)  # question -> reply per strategy
     seconds: float = 0.0
     run: object = None  # The loaded `TrainedRun`, for further measurements on the same model.
+    ssa: dict[str, SSAScore] = field(default_factory=dict)  # Per strategy, from `--ssa-labels` (evaluation/ssa.py).
+    unrated: dict = field(default_factory=dict)  # Distinct (question, reply) pairs no label file rates -> row.
 
 
-def held_out_examples(run, data_path: str | None, limit: int | None,
-                      only_source: str | None = None) -> tuple[list[Example], str]:
+def held_out_examples(run, data_path: str | None, limit: int | None, only_source: str | None = None,
+                      exclude_rated: list[str] = (), spread: bool = False) -> tuple[list[Example], str]:
     """The run's validation split, or the examples of `data_path` (same readers as training).
 
-    `only_source`: keep examples whose source (file:record) contains this text.
+    `only_source`: keep examples whose source (file:record) contains this text;
+    `exclude_rated`: leave out the questions these label files rate (questions outside a label set);
+    `spread`: the `limit` examples evenly spaced over all of them, not the first (files are often sorted).
     """
     if data_path:
         dialogues, report = load_dialogues(DataConfig(sources=[data_path]))
@@ -84,8 +89,15 @@ def held_out_examples(run, data_path: str | None, limit: int | None,
         examples, source = load_examples(RunDirectory(run.run_dir).validation_split), "the run's validation split"
     if only_source:
         examples, source = [e for e in examples if only_source in e.source], f"{source}, sources with {only_source!r}"
+    if exclude_rated:
+        rated = {question for question, _ in load_labels(exclude_rated)}
+        examples = [e for e in examples if key(e.context, "")[0] not in rated]
+        source = f"{source}, without the questions of {', '.join(map(str, exclude_rated))}"
     if not examples:
         raise ValueError(f"no examples in {source}")
+    if limit and spread and len(examples) > limit:
+        step = len(examples) / limit
+        examples, source = [examples[int(i * step)] for i in range(limit)], f"{source}, {limit} evenly spaced"
     return examples[:limit] if limit else examples, source
 
 
@@ -117,19 +129,23 @@ def generate(replies: RunReplies, contexts: list[str], settings: DecodingSetting
 
 def evaluate_run(run_dir: str | Path, data_path: str | None = None, strategies: list[str] = DEFAULT_STRATEGIES,
                  limit: int | None = 1000, probes: list[str] = (), batch_size: int = 64,
-                 only_source: str | None = None) -> Evaluation:
+                 only_source: str | None = None, ssa_labels: list[str] = (), exclude_rated: list[str] = (),
+                 spread: bool = False) -> Evaluation:
+    """Replies of each strategy to the held-out examples, scored against the references (and by SSA
+    ratings where `ssa_labels` files are given: the rated share and, over 90% rated, the SSA)."""
     unknown = [s for s in strategies if s not in STRATEGIES]
     if unknown:
         raise ConfigError(f"unknown strategies {unknown}; choose from {', '.join(sorted(STRATEGIES))}")
     started = time.perf_counter()
     run = load_run(run_dir)
-    examples, source = held_out_examples(run, data_path, limit, only_source)
+    examples, source = held_out_examples(run, data_path, limit, only_source, exclude_rated, spread)
     likelihood = likelihood_scores(run.model, run.tokenizer, examples, run.config.data, batch_size)
     evaluation = Evaluation(run.run_dir, source, examples, likelihood, run=run)
     needs_index = any(name == RETRIEVAL or name.startswith("hybrid") for name in strategies)
     replies = RunReplies(run, retrieval=True if needs_index else None)
     contexts, references = [e.context for e in examples], [e.response for e in examples]
     personas = [e.persona for e in examples]
+    labels = load_labels(ssa_labels) if ssa_labels else None
     for name in strategies:
         result = generate(replies, contexts, STRATEGIES[name], batch_size, personas)
         evaluation.strategies[name] = result
@@ -139,6 +155,10 @@ def evaluate_run(run_dir: str | Path, data_path: str | None = None, strategies: 
             "top_reply_share": round(Counter(result.replies).most_common(1)[0][1] / len(result.replies), 4),
             "seconds": round(result.seconds, 1),
         }
+        if labels is not None:
+            evaluation.ssa[name] = ssa_score(contexts, result.replies, labels)
+            for row in unrated(contexts, result.replies, [e.source for e in examples], labels):
+                evaluation.unrated.setdefault(key(row["question"], row["reply"]), row)
         if probes:
             answers = generate(replies, list(probes), STRATEGIES[name], batch_size).replies
             for question, answer in zip(probes, answers):

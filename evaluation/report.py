@@ -6,6 +6,8 @@
                                     so `sacrebleu references.txt -i replies/greedy.txt -m bleu chrf`
                                     recomputes the scores independently
     <out>/training_curves.png       loss and token accuracy per epoch (the run's history.csv)
+    <out>/ssa_sheet.jsonl           (with --ssa-labels) the replies no label file rates, blind and shuffled,
+                                    to rate by shared/data/SSA_GUIDELINE.md and merge back
     <out>/reply_lengths.png         reply length histogram per strategy
     <out>/strategies.png            BLEU, chrF and distinct-2 per strategy
     <run>/logs/eval/                the same scores as TensorBoard scalars and the table as text
@@ -24,6 +26,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from evaluation.evaluate_run import Evaluation, reply_length_arrays  # noqa: E402
+from evaluation.ssa import MIN_COVERAGE, write_rating_sheet  # noqa: E402
 from model.callbacks import read_history  # noqa: E402
 from run_directory import RunDirectory  # noqa: E402
 
@@ -38,6 +41,8 @@ def write_report(evaluation: Evaluation, out_dir: str | Path) -> Path:
     (out / "references.txt").write_text(_lines(e.response for e in evaluation.examples), encoding="utf-8")
     for name, result in evaluation.strategies.items():
         (out / "replies" / f"{name}.txt").write_text(_lines(result.replies), encoding="utf-8")
+    if evaluation.ssa:
+        write_rating_sheet(evaluation.unrated.values(), out / "ssa_sheet.jsonl")
     (out / "eval.json").write_text(json.dumps(_summary(evaluation), ensure_ascii=False, indent=2), encoding="utf-8")
     (out / "report.md").write_text(markdown(evaluation), encoding="utf-8")
     plot_training_curves(RunDirectory(evaluation.run_dir).history, out / "training_curves.png")
@@ -61,6 +66,8 @@ def _summary(evaluation: Evaluation) -> dict:
             name: {"settings": _settings(evaluation.strategies[name].settings), **scores}
             for name, scores in evaluation.scores.items()
         },
+        "ssa": {name: score.to_dict() for name, score in evaluation.ssa.items()},
+        "unrated_pairs": len(evaluation.unrated),
         "probes": evaluation.probes,
         "seconds": round(evaluation.seconds, 1),
     }
@@ -80,6 +87,16 @@ def strategy_table(evaluation: Evaluation) -> str:
     return "\n".join(rows)
 
 
+def ssa_table(evaluation: Evaluation) -> str:
+    """SSA per strategy with the rated count and share (no SSA below `MIN_COVERAGE` rated)."""
+    rows = ["| strategy | SSA | sensible | specific | rated replies | rated share |", "|---|---|---|---|---|---|"]
+    for name, score in evaluation.ssa.items():
+        ssa = f"{score.ssa:.1%}" if score.ssa is not None else f"(under {MIN_COVERAGE:.0%} rated)"
+        rows.append(f"| {name} | {ssa} | {score.sensible:.1%} | {score.specific:.1%} | {score.rated} of {score.replies} "
+                    f"| {score.coverage:.1%} |")
+    return "\n".join(rows)
+
+
 def markdown(evaluation: Evaluation) -> str:
     lk = evaluation.likelihood
     parts = [
@@ -90,6 +107,8 @@ def markdown(evaluation: Evaluation) -> str:
         "## Replies",
         "BLEU and chrF: sacrebleu corpus scores (defaults). distinct-n over space-separated words.",
         strategy_table(evaluation),
+        *(["## SSA (blind ratings, shared/data/SSA_GUIDELINE.md)", ssa_table(evaluation),
+            f"{len(evaluation.unrated)} distinct replies had no rating: `ssa_sheet.jsonl`."] if evaluation.ssa else []),
         "![training curves](training_curves.png)\n\n![reply lengths](reply_lengths.png)\n\n![strategies](strategies.png)",
     ]
     if evaluation.probes:

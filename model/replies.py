@@ -55,7 +55,7 @@ class RunReplies:
                                          no_repeat_ngram_size=fixed[2])
             functions = ServingFunctions(self.run.model, self.run.tokenizer, self.history_turns, export, fixed[3],
                                          persona=self.run.persona, max_persona_length=config.data.max_persona_length,
-                                         index=self.index, retrieval=config.retrieval)
+                                         index=self.index, retrieval=config.retrieval, selector=config.selector)
             strings = tf.TensorSpec([None], tf.string)
             respond = tf.function(lambda c, p, *controls: _as_tuple(functions.respond(c, p, *controls)),
                                   input_signature=[strings, strings, *CHAT_SPECS[1:]])

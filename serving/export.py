@@ -99,7 +99,8 @@ def write_saved_model(model, tokenizer, config: Config, path: Path, stop_at_end:
     turns = config.data.context_turns if history_turns is None else history_turns
     functions = ServingFunctions(model, tokenizer, turns, config.export, stop_at_end, persona=persona,
                                  max_persona_length=config.data.max_persona_length, index=index,
-                                 retrieval=config.retrieval, character_lines=character_lines)
+                                 retrieval=config.retrieval, character_lines=character_lines,
+                                 selector=config.selector)
     archive = keras.export.ExportArchive()
     archive.track(model)
     archive.track(tokenizer)

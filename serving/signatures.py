@@ -3,16 +3,18 @@
 Four signatures:
 
     serving_default(text [B] string) -> {"reply": [B] string}
-        the hybrid reply (greedy generation and retrieval, `model/hybrid.py`) with the
-        export's fixed settings (`ExportConfig`, `RetrievalConfig`);
+        the selected reply (`model/selector.py`): the best by the selector of the k nearest
+        retrieved responses, the greedy reply and the configured samples, with the export's
+        fixed settings (`ExportConfig`, `RetrievalConfig`, `SelectorConfig`);
     chat(history [B, T] string, strategy [] string, temperature [] float,
          top_k [] int, top_p [] float, max_length [] int, seed [] int,
          retrieval [] bool) -> {"reply": [B] string}
         one conversation per row, oldest turn first, the user's question last, ""
         where a row has fewer turns; the question and the earlier turns the model was
         trained to see are packed as in training (`data_pipeline/context.py`); the
-        decoding controls apply to the whole request; `retrieval` false: the
-        generator's reply alone;
+        decoding controls apply to the whole request (the generated candidate is the
+        request's strategy); the selector never repeats a reply the bot gave earlier in the
+        row while it has another candidate; `retrieval` false: the generator's reply alone;
     retrieve(text [B] string) -> {"responses": [B, k] string, "similarity": [B, k] float}
         the training responses of the k most similar training keys (the lookup);
     character(text [B] string) -> {"name": [B] string, "greeting": [B] string}
@@ -24,8 +26,9 @@ before the turns, as training did. An export of a run without a retrieval index
 
 Inside: NFC normalisation and whitespace folding (as `normalize_text`), WordPiece
 tokenization, the cached decoder with a keras-hub sampler (greedy, beam, or greedy
-over Gumbel-perturbed logits for sampling, see `sampling_logits`), retrieval and the
-selection, detokenization with the training text's spacing. No `py_function`, and no
+over Gumbel-perturbed logits for sampling, see `sampling_logits`), retrieval, the
+candidates' likelihoods and the selector's choice (`selector.enabled: false`: the
+threshold hybrid, `model/hybrid.py`), detokenization with the training text's spacing. No `py_function`, and no
 `Xla*` op (`core_op_slice_update`), so TF Serving, which runs with XLA disabled, can
 serve it. Bad controls, an empty question and a history row of empty turns fail the
 request with InvalidArgument (HTTP 400 from TF Serving).
@@ -38,12 +41,13 @@ import keras_hub
 import tensorflow as tf
 import tensorflow_text as tf_text
 
-from config import DataConfig, ExportConfig, RetrievalConfig
+from config import DataConfig, ExportConfig, RetrievalConfig, SelectorConfig
 from data_pipeline.context import history_to_context
 from model.compat import core_op_slice_update
 from model.fused_decoding import FusedDecoder
-from model.hybrid import Selection, rerank_selection, threshold_selection
+from model.hybrid import Selection, threshold_selection
 from model.retrieval import key_texts
+from model.selector import Candidates, candidate_features, choose, response_frequencies
 from model.generation import (
     apply_controls, best_beam, detokenize_replies, encode_contexts, generate_reply_ids, sampling_logits,
 )
@@ -79,6 +83,15 @@ def join_history(history: tf.Tensor, context_turns: int) -> tf.Tensor:
         return history_to_context(tf.ragged.boolean_mask(turns, spoken), context_turns)
 
 
+def earlier_bot_turns(history: tf.Tensor) -> tf.Tensor:
+    """[B, T] turns, oldest first, the user's question last -> [B, T'] the bot's turns, normalised, "" elsewhere."""
+    turns = normalize_in_graph(history)
+    spoken = tf.ragged.boolean_mask(turns, tf.strings.length(turns) > 0)
+    from_end = tf.expand_dims(spoken.row_lengths(), 1) - 1 - tf.ragged.range(spoken.row_lengths())
+    bot = tf.ragged.map_flat_values(lambda p, t: tf.where(p % 2 == 1, t, ""), from_end, spoken)
+    return bot.to_tensor("")
+
+
 def normalized_questions(text: tf.Tensor) -> tf.Tensor:
     """[B] questions normalised; InvalidArgument if one is empty (or only whitespace)."""
     questions = normalize_in_graph(text)
@@ -93,7 +106,8 @@ class ServingFunctions:
 
     def __init__(self, model, tokenizer, context_turns: int, export_config: ExportConfig, stop_at_end: bool = True,
                  persona: str = "", max_persona_length: int = DataConfig.max_persona_length, index=None,
-                 retrieval: RetrievalConfig = RetrievalConfig(), character_lines: tuple[str, str] | None = None):
+                 retrieval: RetrievalConfig = RetrievalConfig(), character_lines: tuple[str, str] | None = None,
+                 selector: SelectorConfig = SelectorConfig()):
         self.model = model
         self.stop_at_end = stop_at_end  # False: always max_length tokens (latency benchmarks only).
         self.tokenizer = tokenizer
@@ -102,6 +116,10 @@ class ServingFunctions:
         self.settings = export_config
         self.index = index  # A `RetrievalIndex` of the training split, or None: generation alone.
         self.retrieval = retrieval
+        self.selector = selector
+        if index is not None:  # log(1 + keys sharing each response): the selector's `frequency`.
+            self.frequencies = tf.Variable(response_frequencies(index.responses.numpy()), trainable=False,
+                                           name="response_frequencies")
         self.character_lines = character_lines  # (name, greeting) of the run's character, or None.
         self.neighbours = min(RETRIEVED_NEIGHBOURS, index.size) if index is not None else 0  # `retrieve`'s k.
         vocabulary = tokenizer.get_vocabulary()
@@ -126,7 +144,7 @@ class ServingFunctions:
         """
         contexts = join_history(history, self.context_turns)
         return {"reply": self.respond(contexts, self._personas(contexts), strategy, temperature, top_k, top_p,
-                                      max_length, seed, retrieval).reply}
+                                      max_length, seed, retrieval, earlier_bot_turns(history)).reply}
 
     def character(self, text):
         """character: [B] anything -> the character's name and greeting per row (the chat page's title)."""
@@ -141,42 +159,86 @@ class ServingFunctions:
 
     # -- the one reply path (the signatures above; chat.py and evaluate.py in process) ----
     def respond(self, contexts, personas, strategy, temperature, top_k, top_p, max_reply_length, seed,
-                retrieval) -> Selection:
-        """[B] packed contexts and personas, decoding controls -> the replies and where they came from."""
+                retrieval, earlier_replies=None) -> Selection:
+        """[B] packed contexts and personas, decoding controls -> the replies and where they came from.
+
+        `earlier_replies` [B, T]: the bot's earlier turns of each conversation ("" for none), which the
+        selector does not repeat while it has another candidate.
+        """
         strategy_index = self._check_controls(strategy, temperature, top_k, top_p, max_reply_length)
         with tf.control_dependencies([strategy_index]):
             encoder_ids = self._encode(contexts, personas)
 
         def generate():
-            with core_op_slice_update():  # No Xla* ops in the graph (see model/compat.py).
-                reply_ids = tf.switch_case(strategy_index, [
-                    lambda: self._greedy(encoder_ids, max_reply_length),
-                    lambda: self._beam(encoder_ids, max_reply_length),
-                    lambda: self._sample(encoder_ids, max_reply_length, temperature, top_k, top_p, seed),
-                ])
-            return detokenize_replies(self.tokenizer, reply_ids)
+            return self._generate(encoder_ids, strategy_index, temperature, top_k, top_p, max_reply_length, seed)
 
+        batch = tf.shape(contexts)[0]
         if self.index is None:
-            batch = tf.shape(contexts)[0]
             return Selection(generate(), tf.zeros([batch], tf.bool), tf.zeros([batch]))
-        config = self.retrieval
         keys = key_texts(personas, contexts)
-        if not config.rerank_top_k:
+        if not self.selector.enabled:
             similarity, rows = self.index.search(keys, 1)
             return threshold_selection(similarity[:, 0], self.index.responses_of(rows[:, 0]), generate,
-                                       config.threshold, retrieval)
-        similarities, rows = self.index.search(keys, config.rerank_top_k)
-        generated = generate()
+                                       self.retrieval.threshold, retrieval)
 
-        def rerank():
-            chosen = rerank_selection(self.model, self.tokenizer, encoder_ids, similarities,
-                                      self.index.responses_of(rows), generated, config.similarity_weight,
-                                      config.generation_bonus)
+        def select():
+            chosen = self._select(keys, encoder_ids, personas, generate(), max_reply_length, seed, earlier_replies)
             return chosen.reply, chosen.retrieved, chosen.similarity
 
-        batch = tf.shape(generated)[0]
-        return Selection(*tf.cond(tf.convert_to_tensor(retrieval), rerank,
-                                  lambda: (generated, tf.zeros([batch], tf.bool), similarities[:, 0])))
+        return Selection(*tf.cond(tf.convert_to_tensor(retrieval), select,
+                                  lambda: (generate(), tf.zeros([batch], tf.bool), tf.zeros([batch]))))
+
+    def _select(self, keys, encoder_ids, personas, generated, max_reply_length, seed, earlier_replies) -> Selection:
+        """The selector's choice among the retrieved responses, `generated` [B] and the sampled replies."""
+        candidates = self.candidates(keys, encoder_ids, generated, max_reply_length, seed)
+        features = self.features(encoder_ids, personas, candidates)
+        if earlier_replies is not None:
+            earlier_replies = normalize_in_graph(earlier_replies)
+        choice = choose(features, self.selector.weights(), normalize_in_graph(candidates.texts), earlier_replies)
+        return Selection(tf.gather(candidates.texts, choice, batch_dims=1), choice < self.selector.retrieved,
+                         candidates.similarity[:, 0])
+
+    def candidates(self, keys, encoder_ids, generated, max_reply_length, seed) -> Candidates:
+        """[B, C] candidates: the `selector.retrieved` nearest responses, `generated` [B], then the samples."""
+        similarities, rows = self.index.search(keys, self.selector.retrieved)  # [B, k]
+        parts = [self.index.responses_of(rows), generated[:, None]]
+        if self.selector.samples:
+            parts.append(self._samples(encoder_ids, max_reply_length, seed))
+        texts = tf.concat(parts, axis=1)
+        others = tf.zeros([tf.shape(rows)[0], tf.shape(texts)[1] - tf.shape(rows)[1]])
+        return Candidates(texts, tf.concat([similarities, others], 1),
+                          tf.concat([tf.gather(self.frequencies, rows), others], 1),
+                          tf.concat([tf.zeros_like(similarities), tf.ones_like(others)], 1))
+
+    def candidate_table(self, contexts, personas, max_reply_length, seed, extras):
+        """What the selector sees for `serving_default`'s candidates and for `extras` [B, E] (rated replies).
+
+        -> (texts [B, C], features [B, C, F], extra features [B, E, F]). An extra equal to a
+        candidate has its features; any other counts as generated. For `evaluation/fit_selector.py`.
+        """
+        encoder_ids = self._encode(contexts, personas)
+        generated = self._generate(encoder_ids, tf.constant(0), tf.constant(1.0), tf.constant(0), tf.constant(1.0),
+                                   max_reply_length, seed)
+        candidates = self.candidates(key_texts(personas, contexts), encoder_ids, generated, max_reply_length, seed)
+        same = tf.equal(extras[:, :, None], candidates.texts[:, None, :])  # [B, E, C]
+        found = tf.reduce_any(same, axis=-1)
+        first = tf.argmax(tf.cast(same, tf.int32), axis=-1, output_type=tf.int32)
+
+        def of_extras(values, otherwise):
+            return tf.where(found, tf.gather(values, first, batch_dims=1), otherwise)
+
+        extra = Candidates(extras, of_extras(candidates.similarity, 0.0), of_extras(candidates.frequency, 0.0),
+                           of_extras(candidates.generated, 1.0))
+        both = Candidates(*(tf.concat([a, b], axis=1) for a, b in zip(candidates, extra)))
+        features = self.features(encoder_ids, personas, both)
+        count = tf.shape(candidates.texts)[1]
+        return candidates.texts, features[:, :count], features[:, count:]
+
+    def features(self, encoder_ids, personas, candidates: Candidates) -> tf.Tensor:
+        """[B, C, F] the selector's features of `candidates` (`model/selector.py`)."""
+        no_context = self._encode(tf.fill(tf.shape(personas), ""), personas)
+        return candidate_features(self.model, self.tokenizer, encoder_ids, no_context, candidates.texts,
+                                  candidates.similarity, candidates.frequency, candidates.generated)
 
     def lookup(self, contexts, personas) -> tf.Tensor:
         """[B] packed contexts and personas -> [B] the most similar training key's response (the anchor)."""
@@ -212,6 +274,24 @@ class ServingFunctions:
             return sampling_logits(logits, index, temperature, top_k, top_p, seed)
 
         return self._decode(encoder_ids, self.greedy, max_reply_length, perturbed)[:, 1:]
+
+    def _generate(self, encoder_ids, strategy_index, temperature, top_k, top_p, max_reply_length, seed):
+        """[B] generated replies by the strategy of `strategy_index` (`STRATEGIES`)."""
+        with core_op_slice_update():  # No Xla* ops in the graph (see model/compat.py).
+            reply_ids = tf.switch_case(strategy_index, [
+                lambda: self._greedy(encoder_ids, max_reply_length),
+                lambda: self._beam(encoder_ids, max_reply_length),
+                lambda: self._sample(encoder_ids, max_reply_length, temperature, top_k, top_p, seed),
+            ])
+        return detokenize_replies(self.tokenizer, reply_ids)
+
+    def _samples(self, encoder_ids, max_reply_length, seed):
+        """[B, N] sampled replies (`selector.samples`, top-p `selector.sample_top_p`) for sample-and-rank."""
+        count = self.selector.samples
+        with core_op_slice_update():
+            ids = self._sample(tf.repeat(encoder_ids, count, axis=0), max_reply_length, tf.constant(1.0), tf.constant(0),
+                               tf.constant(self.selector.sample_top_p), seed)
+        return tf.reshape(detokenize_replies(self.tokenizer, ids), [-1, count])
 
     def _check_controls(self, strategy, temperature, top_k, top_p, max_reply_length):
         """The strategy's index; InvalidArgument naming the field for out-of-range controls."""

@@ -54,8 +54,8 @@ BAD_VALUES = [
     ("train", "shuffle_buffer", 0),
     ("export", "name", "a/b"), ("export", "name", ""), ("export", "max_reply_length", 0), ("export", "num_beams", 0),
     ("export", "length_penalty", -1.0), ("export", "no_repeat_ngram_size", -1),
-    ("retrieval", "threshold", 1.5), ("retrieval", "max_key_share", 0.0), ("retrieval", "identity_shadow", 0.0), ("retrieval", "rerank_top_k", -1),
-    ("retrieval", "similarity_weight", float("nan")),
+    ("retrieval", "threshold", 1.5), ("retrieval", "max_key_share", 0.0), ("retrieval", "identity_shadow", 0.0), ("selector", "retrieved", 0),
+    ("selector", "similarity", float("nan")), ("selector", "samples", -1), ("selector", "sample_top_p", 0.0),
 ]
 
 

@@ -209,3 +209,13 @@ def test_export_carries_the_character_and_answers_with_its_persona_and_history(p
     assert chat(reloaded, padded, max_length=24) == expected
     served = reloaded.signatures["serving_default"](text=tf.constant(["너는 누구니?"]))["reply"].numpy()
     assert served[0].decode() == expected[0]
+
+
+def test_chat_does_not_repeat_what_the_bot_said_earlier_in_the_conversation(reloaded):
+    """The selector passes over a candidate equal to one of the bot's earlier turns while it has others."""
+    for question in QUESTIONS:
+        first = chat(reloaded, [[question]])[0]
+        again = chat(reloaded, [[question, first, question]])[0]
+        assert again and again != first
+        as_user = chat(reloaded, [[first, "응", question]])[0]  # The same text said by the user is no repeat.
+        assert as_user == first

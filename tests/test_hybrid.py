@@ -1,15 +1,13 @@
-"""model/candidate_scoring.py and model/hybrid.py: candidate likelihoods and the hybrid's choice."""
+"""model/candidate_scoring.py and model/hybrid.py: candidate likelihoods and the threshold hybrid."""
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from config import PRESETS, ModelConfig
-from data_pipeline.examples import Example
 from model.candidate_scoring import candidate_log_likelihood, target_ids
 from model.generation import encode_contexts
-from model.hybrid import candidate_scores, rerank_selection, threshold_selection
-from model.retrieval import RetrievalIndex
+from model.hybrid import threshold_selection
 from model.transformer import build_model
 
 QUESTIONS = ["배고파", "오늘 너무 피곤해"]
@@ -40,17 +38,6 @@ def test_candidate_log_likelihood_is_the_teacher_forced_log_probability(model, t
             assert tokens.numpy()[b, c] == len(ids) == len(tokenizer(reply)) + 1  # [END] counts.
 
 
-def test_scores_weigh_similarity_against_the_generated_reply():
-    log_likelihood = tf.constant([[-4.0, -6.0, -2.0]])
-    tokens = tf.constant([[2.0, 3.0, 2.0]])  # Mean log-probabilities -2, -2, -1; the generated reply last.
-    similarities = tf.constant([[0.5, 0.1]])
-    np.testing.assert_allclose(candidate_scores(log_likelihood, tokens, similarities, 0.0, 0.0), [[-2.0, -2.0, -1.0]])
-    scores = candidate_scores(log_likelihood, tokens, similarities, 16.0, 3.0).numpy()
-    np.testing.assert_allclose(scores, [[6.0, -0.4, 2.0]], atol=1e-6)  # A close key's response wins...
-    far = candidate_scores(log_likelihood, tokens, tf.constant([[0.15, 0.1]]), 16.0, 3.0).numpy()
-    assert far.argmax() == 2  # ...and without one the generated reply does.
-
-
 def test_threshold_selection_retrieves_close_questions_and_generates_only_when_needed():
     calls = []
 
@@ -68,21 +55,3 @@ def test_threshold_selection_retrieves_close_questions_and_generates_only_when_n
     calls.clear()
     close = threshold_selection(tf.constant([0.9, 0.5]), responses, generate, 0.3, True)
     assert not calls and [r.decode() for r in close.reply.numpy()] == ["검색 하나", "검색 둘"]  # No generation run.
-
-
-def test_rerank_selection_chooses_by_the_scores(model, tokenizer):
-    index = RetrievalIndex.build([Example(q, a) for q, a in [
-        ("배고파", "뭐라도 드세요."), ("배고픈데", "맛있는 거 드세요."), ("피곤해", "푹 쉬세요."), ("졸려", "일찍 주무세요.")]])
-    encoder_ids = encode_contexts(tokenizer, tf.constant(QUESTIONS), 24)
-    generated = tf.constant(["밥 먹어요.", "자요."])
-    similarities, rows = index.search(tf.constant(QUESTIONS), 3)
-    responses = index.responses_of(rows)
-    by_similarity = rerank_selection(model, tokenizer, encoder_ids, similarities, responses, generated, 100.0, -100.0)
-    assert [r.decode() for r in by_similarity.reply.numpy()] == ["뭐라도 드세요.", "푹 쉬세요."]
-    assert by_similarity.retrieved.numpy().tolist() == [True, True]
-    by_model = rerank_selection(model, tokenizer, encoder_ids, similarities, responses, generated, 0.0, 0.0)
-    candidates = tf.concat([responses, generated[:, None]], axis=1)
-    total, tokens = candidate_log_likelihood(model, tokenizer, encoder_ids, candidates)
-    expected = (total / tokens).numpy().argmax(axis=1)
-    assert [r.decode() for r in by_model.reply.numpy()] == [candidates.numpy()[b, j].decode() for b, j in enumerate(expected)]
-    np.testing.assert_allclose(by_model.similarity, similarities[:, 0])

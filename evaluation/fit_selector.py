@@ -1,0 +1,215 @@
+"""Fit and compare reply selectors on blind SSA ratings, cross-validated over questions.
+
+    python -m evaluation.fit_selector --run-dir runs/seed-ChatbotData \\
+        --ssa-labels ../shared/data/ssa_validation_labels.jsonl --ssa-labels evaluation/ssa_labels.jsonl \\
+        --questions-of ../shared/data/ssa_validation_labels.jsonl
+
+For every rated question (its text is the context, as in a single-turn request) the served
+graph's own functions form the candidates (`ServingFunctions.candidates`, the run's selector
+settings) and their features (`ServingFunctions.features`); every rated reply of the question
+gets the same features (a rated reply that is not a candidate counts as generated).
+
+Selectors compared, each choosing among the served candidates of a question:
+- `lookup`: the most similar training key's response (similarity alone);
+- `likelihood`: the seq2seq model's mean token log-probability of the candidate;
+- `mmi`: likelihood minus half the no-context likelihood (Li et al. 2016, lambda 0.5);
+- `reward model`: a logistic regression of (sensible + specific) / 2 on the features, fitted on
+  the rated replies of the other folds' questions; only held-out questions' choices are scored;
+- `best candidate (oracle)`: the best-rated candidate, the ceiling of any selector here.
+Each line gives SSA with the rated count and share (none under 90% rated, `evaluation/ssa.py`).
+The chosen replies no label file rates go to a blind sheet (`--sheet`). Last, the weights fitted
+on every question, as the `selector:` section of a config (`config.SelectorConfig`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+from collections import defaultdict
+
+import numpy as np
+import tensorflow as tf
+
+from config import SELECTOR_FEATURES
+from errors import UserError, run_command
+from evaluation.ssa import SSAScore, key, load_labels, rating_of, read_records, ssa_score, unrated, write_rating_sheet
+
+LABEL_FREE = {
+    "lookup": {"similarity": 1.0},
+    "likelihood": {"likelihood": 1.0},
+    "mmi": {"likelihood": 1.0, "prior": -0.5},
+}
+
+
+@dataclasses.dataclass
+class QuestionTable:
+    """One question: its candidates' features [C, F] and texts, and its rated replies' features and targets."""
+
+    question: str
+    source: str
+    candidates: list[str]
+    candidate_features: np.ndarray
+    rated_features: np.ndarray
+    rated_targets: np.ndarray
+
+
+def rated_questions(paths) -> dict[str, dict]:
+    """question -> {"source", "replies": {reply: target}} over the label files (human answers left out)."""
+    questions: dict[str, dict] = defaultdict(lambda: {"source": "", "replies": {}})
+    for path in paths:
+        for where, record in read_records(path):
+            rating = rating_of(record, where)
+            if record.get("candidates") == ["human"]:
+                continue  # The corpus' own answer: never a candidate the system forms.
+            entry = questions[key(record["question"], "")[0]]
+            entry["source"] = record.get("source", "")
+            entry["replies"][key("", record["reply"])[1]] = (rating.sensible + rating.specific) / 2
+    return dict(questions)
+
+
+def feature_tables(run, questions: dict[str, dict], batch_size: int = 32) -> list[QuestionTable]:
+    """The served candidates and the rated replies of each question, with the selector's features."""
+    from model.generation import served_settings
+    from model.replies import RunReplies, decoded
+
+    functions, _, _ = RunReplies(run, retrieval=True).functions(served_settings())
+    strings = tf.TensorSpec([None], tf.string)
+    table = tf.function(functions.candidate_table, input_signature=[
+        strings, strings, tf.TensorSpec([], tf.int32), tf.TensorSpec([], tf.int64), tf.TensorSpec([None, None], tf.string)])
+    texts = list(questions)
+    tables = []
+    for start in range(0, len(texts), batch_size):
+        batch = texts[start:start + batch_size]
+        rated = [list(questions[q]["replies"]) for q in batch]
+        width = max(len(r) for r in rated)
+        extras = tf.constant([r + [""] * (width - len(r)) for r in rated])
+        candidates, features, extra_features = table(
+            tf.constant(batch), tf.fill([len(batch)], run.persona), tf.constant(run.config.export.max_reply_length),
+            tf.constant(0, tf.int64), extras)
+        for row, question in enumerate(batch):
+            count = len(rated[row])
+            tables.append(QuestionTable(
+                question, questions[question]["source"], decoded(candidates[row]), features[row].numpy(),
+                extra_features[row, :count].numpy(), np.array([questions[question]["replies"][r] for r in rated[row]])))
+    return tables
+
+
+def fit_weights(features: np.ndarray, targets: np.ndarray, l2: float = 1.0, steps: int = 2000) -> np.ndarray:
+    """Logistic regression of `targets` in [0, 1] on `features` [N, F] -> weights [F] on the raw features.
+
+    Features are standardised for the fit (a constant one gets weight 0); the bias is dropped, as
+    it does not change which candidate is best.
+    """
+    mean, scale = features.mean(0), features.std(0)
+    varies = scale > 1e-6
+    z = np.where(varies, (features - mean) / np.where(varies, scale, 1.0), 0.0)
+    weights, bias = np.zeros(features.shape[1]), 0.0
+    for _ in range(steps):
+        predicted = 1.0 / (1.0 + np.exp(-(z @ weights + bias)))
+        error = predicted - targets
+        weights -= 0.2 * (z.T @ error + l2 * weights) / len(targets)
+        bias -= 0.2 * error.mean()
+    return np.where(varies, weights / np.where(varies, scale, 1.0), 0.0)
+
+
+def choices(tables: list[QuestionTable], weights: np.ndarray) -> list[str]:
+    """Each question's best candidate by `weights` (the served `model.selector.choose`, no history)."""
+    picked = []
+    for table in tables:
+        scores = table.candidate_features @ weights
+        scores = np.where([bool(t.strip()) for t in table.candidates], scores, -np.inf)
+        picked.append(table.candidates[int(np.argmax(scores))])
+    return picked
+
+
+def best_rated(table: QuestionTable, labels: dict) -> str:
+    """The candidate with the best rating (the ceiling of any selector over these candidates)."""
+    def value(text):
+        rating = labels.get(key(table.question, text))
+        return -1.0 if rating is None else (rating.sensible + rating.specific) / 2
+    return max(table.candidates, key=value)
+
+
+def folds_of(count: int, folds: int, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).permutation(count) % folds
+
+
+def cross_validated(tables: list[QuestionTable], folds: int) -> tuple[list[str], list[np.ndarray]]:
+    """Held-out choices: each fold's questions chosen by weights fitted on the other folds."""
+    fold = folds_of(len(tables), folds)
+    picked: list[str] = [""] * len(tables)
+    fitted = []
+    for k in range(folds):
+        train = [t for t, f in zip(tables, fold) if f != k]
+        weights = fit_weights(np.concatenate([t.rated_features for t in train]),
+                              np.concatenate([t.rated_targets for t in train]))
+        fitted.append(weights)
+        held_out = [i for i, f in enumerate(fold) if f == k]
+        for i, choice in zip(held_out, choices([tables[i] for i in held_out], weights)):
+            picked[i] = choice
+    return picked, fitted
+
+
+def as_weights(named: dict) -> np.ndarray:
+    return np.array([named.get(name, 0.0) for name in SELECTOR_FEATURES])
+
+
+def describe(name: str, score: SSAScore) -> str:
+    ssa = f"{score.ssa:.1%}" if score.ssa is not None else "n/a (under 90% rated)"
+    return (f"{name:<22} SSA {ssa:>22}  sensible {score.sensible:.1%}  specific {score.specific:.1%}  "
+            f"rated {score.rated}/{score.replies} ({score.coverage:.0%})")
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--run-dir", required=True)
+    parser.add_argument("--ssa-labels", action="append", required=True, metavar="FILE",
+                        help="blind SSA ratings (repeatable); the questions to fit and score on")
+    parser.add_argument("--questions-of", metavar="FILE",
+                        help="fit and score on the questions this label file rates only (default: every rated question)")
+    parser.add_argument("--folds", type=int, default=5)
+    parser.add_argument("--sheet", help="write the chosen replies no label file rates here (blind, shuffled)")
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    if args.folds < 2:
+        raise UserError(f"--folds {args.folds}: at least 2 folds are needed to hold questions out")
+    from model.run_files import load_run
+
+    run = load_run(args.run_dir)
+    labels = load_labels(args.ssa_labels)
+    questions = rated_questions(args.ssa_labels)
+    if args.questions_of:
+        kept = {q for q, _ in load_labels([args.questions_of])}
+        questions = {q: entry for q, entry in questions.items() if q in kept}
+    if not questions:
+        raise UserError("no rated questions to fit on")
+    tables = feature_tables(run, questions)
+    texts = [t.question for t in tables]
+    results = {name: choices(tables, as_weights(w)) for name, w in LABEL_FREE.items()}
+    results["reward model (CV)"], fitted = cross_validated(tables, args.folds)
+    results["best candidate (oracle)"] = [best_rated(t, labels) for t in tables]
+    print(f"{len(tables)} rated questions; candidates: {run.config.selector.retrieved} retrieved, the greedy "
+          f"reply, {run.config.selector.samples} samples; {args.folds} folds over questions")
+    pending = []
+    for name, picked in results.items():
+        print(describe(name, ssa_score(texts, picked, labels)))
+        pending += unrated(texts, picked, [t.source for t in tables], labels)
+    spread = np.std(fitted, axis=0)
+    print("fold weights' spread: " + ", ".join(f"{n} {s:.2f}" for n, s in zip(SELECTOR_FEATURES, spread)))
+    if args.sheet:
+        unique = list({key(r["question"], r["reply"]): r for r in pending}.values())
+        print(f"{write_rating_sheet(unique, args.sheet)} chosen replies without a rating: {args.sheet}")
+    weights = fit_weights(np.concatenate([t.rated_features for t in tables]),
+                          np.concatenate([t.rated_targets for t in tables]))
+    print("selector:  # fitted on all rated questions")
+    for name, weight in zip(SELECTOR_FEATURES, weights):
+        print(f"  {name}: {weight:.3f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run_command("fit_selector", main))

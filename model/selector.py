@@ -1,0 +1,82 @@
+"""Choosing the reply among candidates: features of each (context, candidate), a linear score, the best one.
+
+Per question (or conversation) the served graph forms candidates (`serving/signatures.py`):
+the `selector.retrieved` nearest training responses, the generated reply (the request's
+strategy) and `selector.samples` sampled replies (Meena's sample-and-rank). Each gets the
+features below, and the reply is the candidate with the highest `weights . features`
+(`SelectorConfig`), never an empty one and never one the conversation already heard
+from the bot while another candidate is left.
+
+    similarity   the retrieved key's TF-IDF cosine to the query (0 for generated replies)
+    generated    1 for a generated or sampled reply, 0 for a retrieved training response
+    likelihood   mean token log p(candidate | context) under the seq2seq model
+    prior        mean token log p(candidate | no context): how likely the reply is to anything;
+                 a negative weight is Li et al. (2016)'s MMI correction for replies that fit everything
+    frequency    log(1 + training keys that have this response): popular answers are generic
+    tokens       the candidate's length in WordPiece tokens / 10
+
+The weights are a logistic regression on blind SSA ratings (`evaluation/fit_selector.py`,
+cross-validated over questions). Graph-safe, core ops only.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+import tensorflow as tf
+
+from config import SELECTOR_FEATURES as FEATURES
+from model.candidate_scoring import candidate_log_likelihood
+
+
+class Candidates(NamedTuple):
+    """A request's candidate replies and what retrieval knows of them, all [B, C]."""
+
+    texts: tf.Tensor  # string
+    similarity: tf.Tensor  # the retrieved key's similarity; 0 for generated replies
+    frequency: tf.Tensor  # log(1 + keys sharing the response); 0 for generated replies
+    generated: tf.Tensor  # 1.0 for a generated or sampled reply
+
+
+def response_frequencies(responses) -> np.ndarray:
+    """[N] log(1 + how many of `responses` (an index's, one per key) equal each one)."""
+    texts = [r.decode("utf-8") if isinstance(r, bytes) else r for r in responses]
+    counts: dict[str, int] = {}
+    for text in texts:
+        counts[text] = counts.get(text, 0) + 1
+    return np.log1p(np.array([counts[t] for t in texts], np.float32))
+
+
+def candidate_features(model, tokenizer, encoder_ids, prior_ids, candidates, similarity, frequency,
+                       generated) -> tf.Tensor:
+    """[B, C] candidates with [B, C] similarity, frequency and generated (0/1) -> [B, C, len(FEATURES)].
+
+    `encoder_ids` [B, S]: the contexts; `prior_ids` [B, S0]: the same without the context (the
+    persona alone, or nothing).
+    """
+    log_likelihood, tokens = candidate_log_likelihood(model, tokenizer, encoder_ids, candidates)
+    prior, _ = candidate_log_likelihood(model, tokenizer, prior_ids, candidates)
+    per_token = tf.maximum(tokens, 1.0)
+    columns = {
+        "similarity": similarity, "generated": generated, "likelihood": log_likelihood / per_token,
+        "prior": prior / per_token, "frequency": frequency, "tokens": tokens / 10.0,
+    }
+    return tf.stack([tf.cast(columns[name], tf.float32) for name in FEATURES], axis=-1)
+
+
+def choose(features, weights, candidates, earlier_replies=None) -> tf.Tensor:
+    """[B] index of the best candidate by `features` [B, C, F] . `weights` [F].
+
+    Empty candidates, and those equal to one of `earlier_replies` [B, T] (the bot's earlier
+    turns, "" for none), are passed over while a row has any other.
+    """
+    scores = tf.linalg.matvec(features, tf.cast(weights, tf.float32))
+    blocked = tf.strings.length(tf.strings.strip(candidates)) == 0
+    if earlier_replies is not None:
+        said = tf.reduce_any(tf.equal(candidates[:, :, None], earlier_replies[:, None, :]) &
+                             (tf.strings.length(earlier_replies)[:, None, :] > 0), axis=-1)
+        blocked |= said
+    left = tf.reduce_any(~blocked, axis=1, keepdims=True)
+    scores = tf.where(blocked & left, tf.float32.min, scores)
+    return tf.argmax(scores, axis=1, output_type=tf.int32)
