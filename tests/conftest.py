@@ -52,6 +52,21 @@ def tokenizer(vocabulary):
 
 
 @pytest.fixture(scope="session")
+def random_model(tokenizer):
+    """The tiny preset's model (encoder length 24) with random weights whose likelihoods differ between replies."""
+    import numpy as np
+
+    from config import PRESETS, ModelConfig
+    from model.transformer import build_model
+
+    keras_model = build_model(ModelConfig(**PRESETS["tiny"]["model"]), tokenizer.vocabulary_size(), 24)
+    rng = np.random.default_rng(0)
+    for variable in keras_model.weights:
+        variable.assign(rng.normal(0, 0.3, variable.shape).astype(np.float32))
+    return keras_model
+
+
+@pytest.fixture(scope="session")
 def real_run(tmp_path_factory, chatbot_csv):
     """The tiny preset trained on the real ChatbotData for 8 epochs: (run_dir, metrics).
 

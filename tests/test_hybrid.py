@@ -4,31 +4,20 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from config import PRESETS, ModelConfig
 from model.candidate_scoring import candidate_log_likelihood, target_ids
 from model.generation import encode_contexts
 from model.hybrid import threshold_selection
-from model.transformer import build_model
 
 QUESTIONS = ["배고파", "오늘 너무 피곤해"]
 CANDIDATES = [["뭐라도 드세요.", "푹 쉬세요.", ""], ["일찍 주무세요.", "푹 쉬세요.", "저랑 놀아요."]]
 
 
-@pytest.fixture(scope="module")
-def model(tokenizer):
-    keras_model = build_model(ModelConfig(**PRESETS["tiny"]["model"]), tokenizer.vocabulary_size(), 24)
-    rng = np.random.default_rng(0)
-    for variable in keras_model.weights:  # A model whose likelihoods differ between replies.
-        variable.assign(rng.normal(0, 0.3, variable.shape).astype(np.float32))
-    return keras_model
-
-
-def test_candidate_log_likelihood_is_the_teacher_forced_log_probability(model, tokenizer):
+def test_candidate_log_likelihood_is_the_teacher_forced_log_probability(random_model, tokenizer):
     encoder_ids = encode_contexts(tokenizer, tf.constant(QUESTIONS), 24)
-    total, tokens = candidate_log_likelihood(model, tokenizer, encoder_ids, tf.constant(CANDIDATES))
+    total, tokens = candidate_log_likelihood(random_model, tokenizer, encoder_ids, tf.constant(CANDIDATES))
     for b, row in enumerate(CANDIDATES):
         decoder_inputs, targets = target_ids(tokenizer, tf.constant(row), 24)
-        logits = model({"encoder_inputs": tf.repeat(encoder_ids[b:b + 1], len(row), axis=0),
+        logits = random_model({"encoder_inputs": tf.repeat(encoder_ids[b:b + 1], len(row), axis=0),
                         "decoder_inputs": decoder_inputs})
         log_probs = tf.nn.log_softmax(logits).numpy()
         for c, reply in enumerate(row):

@@ -1,45 +1,34 @@
 """model/selector.py: the candidates' features and the choice (no empty reply, no repeat of an earlier one)."""
 
 import numpy as np
-import pytest
 import tensorflow as tf
 
-from config import PRESETS, SELECTOR_FEATURES, ModelConfig
+from config import SELECTOR_FEATURES
 from model.candidate_scoring import candidate_log_likelihood
 from model.generation import encode_contexts
 from model.selector import candidate_features, choose, response_frequencies
-from model.transformer import build_model
 
 QUESTIONS = ["배고파", "오늘 너무 피곤해"]
 CANDIDATES = [["뭐라도 드세요.", "푹 쉬세요.", "밥 먹어요."], ["일찍 주무세요.", "푹 쉬세요.", "저랑 놀아요."]]
 COLUMN = {name: i for i, name in enumerate(SELECTOR_FEATURES)}
 
 
-@pytest.fixture(scope="module")
-def model(tokenizer):
-    keras_model = build_model(ModelConfig(**PRESETS["tiny"]["model"]), tokenizer.vocabulary_size(), 24)
-    rng = np.random.default_rng(0)
-    for variable in keras_model.weights:  # A model whose likelihoods differ between replies.
-        variable.assign(rng.normal(0, 0.3, variable.shape).astype(np.float32))
-    return keras_model
-
-
 def test_response_frequencies_count_keys_sharing_a_response():
     np.testing.assert_allclose(response_frequencies([b"a", b"b", b"a", b"a"]), np.log1p([3, 1, 3, 3]), rtol=1e-6)
 
 
-def test_features_are_the_model_likelihoods_with_and_without_context(model, tokenizer):
+def test_features_are_the_model_likelihoods_with_and_without_context(random_model, tokenizer):
     encoder_ids = encode_contexts(tokenizer, tf.constant(QUESTIONS), 24)
     no_context = encode_contexts(tokenizer, tf.constant(["", ""]), 24)
     candidates = tf.constant(CANDIDATES)
     similarity = tf.constant([[0.9, 0.4, 0.0], [0.5, 0.3, 0.0]])
     frequency = tf.constant([[1.0, 2.0, 0.0], [0.5, 2.0, 0.0]])
     generated = tf.constant([[0.0, 0.0, 1.0], [0.0, 0.0, 1.0]])
-    features = candidate_features(model, tokenizer, encoder_ids, no_context, candidates, similarity, frequency,
+    features = candidate_features(random_model, tokenizer, encoder_ids, no_context, candidates, similarity, frequency,
                                   generated).numpy()
     assert features.shape == (2, 3, len(SELECTOR_FEATURES))
-    total, tokens = candidate_log_likelihood(model, tokenizer, encoder_ids, candidates)
-    prior, _ = candidate_log_likelihood(model, tokenizer, no_context, candidates)
+    total, tokens = candidate_log_likelihood(random_model, tokenizer, encoder_ids, candidates)
+    prior, _ = candidate_log_likelihood(random_model, tokenizer, no_context, candidates)
     np.testing.assert_allclose(features[..., COLUMN["likelihood"]], total / tokens, rtol=1e-5)
     np.testing.assert_allclose(features[..., COLUMN["prior"]], prior / tokens, rtol=1e-5)
     np.testing.assert_allclose(features[..., COLUMN["tokens"]], tokens / 10, rtol=1e-6)
