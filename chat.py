@@ -51,8 +51,8 @@ def replier(args):
         from serving.client import RemoteReplies, connect
 
         return RemoteReplies(connect(args.server, args.model_name))
-    from model.chat_session import LocalReplies
-    from model.replies import RunReplies
+    from serving.chat_session import LocalReplies
+    from serving.replies import RunReplies
     from model.run_files import load_run
 
     run = load_run(args.run_dir)
@@ -61,7 +61,7 @@ def replier(args):
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    from model.chat_session import HELP, ChatSession, QuitChat
+    from serving.chat_session import HELP, ChatSession, QuitChat
     from model.generation import DecodingSettings
     from serving.client import ServingError
 

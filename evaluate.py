@@ -1,7 +1,7 @@
 """Judge a trained run by its replies: `python evaluate.py --run-dir RUN [--data FILE] [--strategies greedy,beam,top-p]`.
 
 Reports teacher-forced loss / perplexity / token accuracy (non-padding) and, for each
-strategy (the served reply path, `model/replies.py`), BLEU and chrF (sacrebleu),
+strategy (the served reply path, `serving/replies.py`), BLEU and chrF (sacrebleu),
 distinct-1/2, mean reply length, the shares of replies ending with [END], of exact
 matches, of retrieved replies and of the most common reply. `retrieval` (the lookup:
 the most similar training key's response) is the anchor every report shows. Held-out examples are the

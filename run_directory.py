@@ -85,3 +85,10 @@ class ExportVersion:
 
     def __repr__(self) -> str:
         return f"ExportVersion({str(self.root)!r})"
+
+
+def versions(model_dir: str | Path) -> list[int]:
+    """Integer version folders under `model_dir`, ascending (other names are ignored, as TF Serving does)."""
+    if not Path(model_dir).is_dir():
+        return []
+    return sorted(int(p.name) for p in Path(model_dir).iterdir() if p.is_dir() and p.name.isdigit())

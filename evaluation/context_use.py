@@ -95,9 +95,9 @@ def context_use(run, examples: list[Example], batch_size: int = 64) -> dict:
 def character_probe(run, questions: list[str], name: str, run_replies=None) -> dict:
     """Replies as `serving_default` gives them (the hybrid, the run's persona, no history); which name `name`.
 
-    `run_replies`: a `model.replies.RunReplies` of `run` (made here when not given).
+    `run_replies`: a `serving.replies.RunReplies` of `run` (made here when not given).
     """
-    from model.replies import RunReplies
+    from serving.replies import RunReplies
 
     run_replies = run_replies or RunReplies(run)
     replies = list(run_replies.respond(questions, None, served_settings()).reply)

@@ -25,12 +25,12 @@ from evaluation.likelihood import likelihood_scores
 from evaluation.reply_metrics import score_replies
 from evaluation.ssa import SSAScore, key, load_labels, ssa_score, unrated
 from model.generation import DecodingSettings, served_settings
-from model.replies import RunReplies
+from serving.replies import RunReplies
 from model.run_files import load_run
 from run_directory import RunDirectory
 
 # The strategies `evaluate.py --strategies` knows, by name: the served reply path's controls
-# (`model/replies.py`); "retrieval" is the lookup alone (the most similar training key's response).
+# (`serving/replies.py`); "retrieval" is the lookup alone (the most similar training key's response).
 RETRIEVAL = "retrieval"
 STRATEGIES = {
     "greedy": served_settings(retrieval=False),

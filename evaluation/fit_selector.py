@@ -71,7 +71,7 @@ def rated_questions(paths) -> dict[str, dict]:
 def feature_tables(run, questions: dict[str, dict], batch_size: int = 32) -> list[QuestionTable]:
     """The served candidates and the rated replies of each question, with the selector's features."""
     from model.generation import served_settings
-    from model.replies import RunReplies, decoded
+    from serving.replies import RunReplies, decoded
 
     functions, _, _ = RunReplies(run, retrieval=True).functions(served_settings())
     strings = tf.TensorSpec([None], tf.string)

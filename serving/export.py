@@ -28,7 +28,7 @@ from tensorflow.core.protobuf import saved_model_pb2
 from tensorflow_serving.apis import predict_pb2, prediction_log_pb2
 
 from config import Config
-from run_directory import ExportVersion, RunDirectory
+from run_directory import ExportVersion, RunDirectory, versions
 from serving.client import chat_arrays
 from data_pipeline.loading import history_turns, run_character, run_persona
 from model.retrieval import run_index
@@ -38,13 +38,6 @@ SERVING_DEFAULT = "serving_default"
 CHAT_SIGNATURE = "chat"
 RETRIEVE_SIGNATURE = "retrieve"
 CHARACTER_SIGNATURE = "character"
-
-
-def versions(model_dir: Path) -> list[int]:
-    """Integer version folders under `model_dir`, ascending (other names are ignored, as TF Serving does)."""
-    if not Path(model_dir).is_dir():
-        return []
-    return sorted(int(p.name) for p in Path(model_dir).iterdir() if p.is_dir() and p.name.isdigit())
 
 
 def graph_op_types(saved_model_dir: Path) -> set[str]:

@@ -22,9 +22,8 @@ import tensorflow as tf
 from tensorflow_serving.apis import prediction_log_pb2
 
 from data_pipeline.sources import CONTROL_CHARACTERS
-from run_directory import ExportVersion
+from run_directory import ExportVersion, versions
 from serving.batching import Batcher
-from serving.export import versions
 from serving.loaded_model import LoadedVersion, RequestError, session_config
 
 log = logging.getLogger("serve")

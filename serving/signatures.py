@@ -32,7 +32,7 @@ threshold hybrid, `model/hybrid.py`), detokenization with the training text's sp
 `Xla*` op (`core_op_slice_update`), so TF Serving, which runs with XLA disabled, can
 serve it. Bad controls, an empty question and a history row of empty turns fail the
 request with InvalidArgument (HTTP 400 from TF Serving).
-`chat.py` and `evaluate.py` call these same functions in process (`model/replies.py`).
+`chat.py` and `evaluate.py` call these same functions in process (`serving/replies.py`).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""model/chat_session.py and chat.py: history, commands, and the stdin loop."""
+"""serving/chat_session.py and chat.py: history, commands, and the stdin loop."""
 
 import subprocess
 import sys
@@ -6,7 +6,7 @@ import sys
 import pytest
 
 from conftest import ROOT
-from model.chat_session import ChatSession, LocalReplies, QuitChat
+from serving.chat_session import ChatSession, LocalReplies, QuitChat
 from model.generation import DecodingSettings
 from model.hybrid import Selection
 

@@ -11,12 +11,13 @@ import pytest
 import tensorflow as tf
 
 from conftest import ROOT
-from model.chat_session import LocalReplies
 from model.generation import DecodingSettings, ReplyGenerator
-from model.replies import RunReplies
 from model.run_files import load_run
+from run_directory import versions
+from serving.chat_session import LocalReplies
 from serving.client import chat_arrays
-from serving.export import graph_op_types, publish, versions
+from serving.export import graph_op_types, publish
+from serving.replies import RunReplies
 from serving.signatures import RETRIEVED_NEIGHBOURS, join_history, normalize_in_graph
 
 QUESTIONS = ["안녕하세요", "오늘 너무 피곤해", "배고픈데 뭐 먹을까?", "주말에 뭐 하지?"]

@@ -13,7 +13,7 @@ functions built for them.
     replies.respond(["배고파"], None, DecodingSettings())   # packed contexts -> `Selection`
     replies.lookup(["배고파"])                               # the retrieval anchor
 
-(`model/chat_session.LocalReplies` turns a chat history into the packed context.)
+(`serving/chat_session.LocalReplies` turns a chat history into the packed context.)
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from errors import UserError
 from model.generation import DecodingSettings
 from model.hybrid import Selection
 from model.retrieval import run_index
+from serving.signatures import CHAT_SPECS, ServingFunctions
 
 
 def decoded(strings: tf.Tensor) -> list[str]:
@@ -46,8 +47,6 @@ class RunReplies:
 
     def functions(self, settings: DecodingSettings):
         """(ServingFunctions, compiled respond, compiled lookup) for the export-time fields of `settings`."""
-        from serving.signatures import CHAT_SPECS, ServingFunctions
-
         fixed = (settings.num_beams, settings.length_penalty, settings.no_repeat_ngram_size, settings.stop_at_end)
         if fixed not in self._functions:
             config = self.run.config

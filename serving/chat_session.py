@@ -2,7 +2,7 @@
 
 `ChatSession.handle(line)` returns what to print: a reply, or a command's answer.
 It keeps the conversation's turns and hands them to a replier: `LocalReplies` (a run
-in this process through the served reply path, `model/replies.py`: the latest turns
+in this process through the served reply path, `serving/replies.py`: the latest turns
 the model was trained to see, formatted as in training, behind the run's character persona) or `serving.client.RemoteReplies` (a
 server's `chat` signature, which does the same inside the exported graph).
 
@@ -32,7 +32,7 @@ class QuitChat(Exception):
 class LocalReplies:
     """Replies in this process to a chat history (oldest turn first, the user's last).
 
-    `replies`: a `model.replies.RunReplies` (the served reply path) or anything with
+    `replies`: a `serving.replies.RunReplies` (the served reply path) or anything with
     its `respond(contexts, personas, settings)`.
     """
 
