@@ -1,6 +1,6 @@
 """Decoding speed: cached decoding against full re-computation, same weights, all compiled graphs.
 
-    python benchmarks/decode.py --run-dir runs/seed-ChatbotData [--questions 100]
+    python -m benchmarks.decode --run-dir runs/seed-ChatbotData [--questions 100]
 
 For greedy, beam 4 and top-p it prints, for each decoder — fused (the cached step
 of `model/fused_decoding.py`, the default), keras-hub (the cached `TransformerDecoder`
@@ -23,10 +23,8 @@ import argparse
 import os
 import sys
 import time
-from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402

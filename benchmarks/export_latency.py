@@ -1,6 +1,6 @@
 """Latency through the exported SavedModel, loaded as TF Serving loads it (XLA disabled, TF1 loader).
 
-    python benchmarks/export_latency.py --run-dir runs/seed-ChatbotData [--questions 100]
+    python -m benchmarks.export_latency --run-dir runs/seed-ChatbotData [--questions 100]
 
 Exports the run into a temporary directory: without its retrieval index (greedy
 generation alone), with it as `export.py` writes it (the selector over the retrieved
@@ -24,7 +24,6 @@ import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
 

@@ -1,6 +1,6 @@
 """Training throughput in float32 against the precision `auto` picks here (bfloat16 on AVX512-BF16 CPUs).
 
-    python benchmarks/precision_throughput.py --data ../shared/data/ChatbotData.csv [--preset seed]
+    python -m benchmarks.precision_throughput --data ../shared/data/ChatbotData.csv [--preset seed]
 
 Two models of the same configuration and seed, one built under the float32 policy
 and one under `--precision` (default: what `train.mixed_precision: auto` resolves
@@ -20,7 +20,6 @@ import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import keras  # noqa: E402
 

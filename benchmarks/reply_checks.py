@@ -1,6 +1,6 @@
 """Reply hygiene on held-out questions: do replies stop by themselves, and do they loop?
 
-    python benchmarks/reply_checks.py --run-dir runs/seed-ChatbotData [--questions 100]
+    python -m benchmarks.reply_checks --run-dir runs/seed-ChatbotData [--questions 100]
 
 For each strategy it prints the share of replies that end with [END] (rather than
 hitting the length cap) and how many replies repeat one 2-token sequence three
@@ -13,10 +13,8 @@ import argparse
 import os
 import sys
 from collections import Counter
-from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from config import END_ID, PAD_ID  # noqa: E402
 from data_pipeline.examples import load_examples  # noqa: E402

@@ -1,6 +1,6 @@
 """The retrieval index's memory and query cost: a run's training split and a synthetic index 20x its size.
 
-    python benchmarks/retrieval_index.py --run-dir runs/seed-ChatbotData [--synthetic 200000]
+    python -m benchmarks.retrieval_index --run-dir runs/seed-ChatbotData [--synthetic 200000]
 
 Builds the index (`model/retrieval.py`) from the run's `data/train.jsonl` and from
 `--synthetic` keys made of those keys with random syllables swapped in (so they are
@@ -15,12 +15,10 @@ import argparse
 import random
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from data_pipeline.examples import Example, load_examples  # noqa: E402
 from config import RetrievalConfig  # noqa: E402

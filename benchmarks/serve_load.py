@@ -1,7 +1,7 @@
 """Load test of `serve.py`: replies per second and p50/p99 latency at several concurrencies, REST and gRPC.
 
-    python benchmarks/serve_load.py --model_base_path saved_models/chatbot --questions-from runs/seed-ChatbotData
-    python benchmarks/serve_load.py --rest http://HOST:8501 --grpc HOST:8500 ...   # a server already running
+    python -m benchmarks.serve_load --model_base_path saved_models/chatbot --questions-from runs/seed-ChatbotData
+    python -m benchmarks.serve_load --rest http://HOST:8501 --grpc HOST:8500 ...   # a server already running
 
 With `--model_base_path` it starts `serve.py` itself (on free ports) and stops it at
 the end. Each client thread keeps one connection and sends one question per request
@@ -24,7 +24,6 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 

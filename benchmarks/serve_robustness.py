@@ -1,6 +1,6 @@
 """Abuse test of `serve.py`: idle and half-sent connections, SIGTERM under load, and a minute of concurrency 16.
 
-    python benchmarks/serve_robustness.py --model_base_path saved_models/chatbot --questions-from runs/seed
+    python -m benchmarks.serve_robustness --model_base_path saved_models/chatbot --questions-from runs/seed
 
 Starts `serve.py` itself (default flags) and prints, for each of its parts:
 1. with N idle connections open (nothing sent), then N half-sent ones (half a header):
@@ -25,8 +25,7 @@ import threading
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from serve_load import grpc_sender, rest_sender, run_level, start_server  # noqa: E402
+from benchmarks.serve_load import grpc_sender, rest_sender, run_level, start_server
 
 
 def threads_of(pid: int) -> int:
@@ -120,7 +119,6 @@ def main(argv=None) -> int:
     parser.add_argument("--connections", type=int, default=1000)
     parser.add_argument("--seconds", type=float, default=60.0, help="for the concurrency-16 part")
     args = parser.parse_args(argv)
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     from data_pipeline.examples import load_examples
     from run_directory import RunDirectory
 

@@ -1,7 +1,7 @@
 """Wall time until a run's validation perplexity first reaches a target: compare finished runs side by side.
 
-    python benchmarks/time_to_quality.py runs/today runs/candidate            # target: the first run's best
-    python benchmarks/time_to_quality.py runs/seed --target 21.71
+    python -m benchmarks.time_to_quality runs/today runs/candidate            # target: the first run's best
+    python -m benchmarks.time_to_quality runs/seed --target 21.71
 
 Reads each run's `history.csv` (Keras' per-epoch log: `epoch_seconds` includes validation)
 and `metrics.json`/`config.yaml` (precision, batch size, learning-rate scale, weight decay, label
@@ -19,7 +19,6 @@ import json
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from config import load_config  # noqa: E402
 from model.callbacks import read_history  # noqa: E402

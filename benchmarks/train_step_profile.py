@@ -1,6 +1,6 @@
 """Where a training step's time goes: forward, backward, output projection, optimizer.
 
-    python benchmarks/train_step_profile.py [--data ../shared/data/ChatbotData.csv]
+    python -m benchmarks.train_step_profile [--data ../shared/data/ChatbotData.csv]
         [--mixed-precision none] [--trace-dir DIR]
 
 The seed model, its real bucketed batches (the training pipeline, word dropout
@@ -29,7 +29,6 @@ import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402

@@ -1,6 +1,6 @@
 """Training throughput: this project's bucketed pipeline against batches padded to 40 tokens.
 
-    python benchmarks/train_throughput.py --data ../shared/data/ChatbotData.csv [--preset seed]
+    python -m benchmarks.train_throughput --data ../shared/data/ChatbotData.csv [--preset seed]
 
 Same model (fresh, same seed), same examples, same batch size, same compiled train
 step; the only difference is the input pipeline. After warm-up steps (every bucket
@@ -22,7 +22,6 @@ import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import keras  # noqa: E402
 

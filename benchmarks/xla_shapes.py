@@ -1,6 +1,6 @@
 """What XLA would save a training run: batch shapes per epoch, compile time per shape, step time.
 
-    python benchmarks/xla_shapes.py --data ../shared/data/ChatbotData.csv [--epochs 25]
+    python -m benchmarks.xla_shapes --data ../shared/data/ChatbotData.csv [--epochs 25]
 
 XLA (`train.jit_compile`) compiles the train step once per input shape. The project's
 bucketed batches are padded to their longest sequence, which in a bucket is nearly always its
@@ -32,7 +32,6 @@ import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402

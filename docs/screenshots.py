@@ -1,6 +1,8 @@
 """Regenerate the README's chat page screenshots: docs/chat_desktop.png and docs/chat_phone.png.
 
-    python docs/screenshots.py --model_base_path saved_models/chatbot [--questions 안녕하세요 배고파 ...]
+    PYTHONPATH=tests python docs/screenshots.py --model_base_path saved_models/chatbot [--questions 안녕하세요 배고파 ...]
+
+(`PYTHONPATH=tests`: it starts the server and Chromium as the browser tests do, with their helpers.)
 
 Starts serve.py over the base path, opens the page in Debian's Chromium (Playwright)
 at desktop and phone widths, asks the questions, and saves the screenshots here.
@@ -12,11 +14,10 @@ import argparse
 import sys
 from pathlib import Path
 
-DOCS = Path(__file__).resolve().parent
-sys.path.insert(0, str(DOCS.parent / "tests"))
+from conftest import free_port, start_server
+from test_chat_page import CHROMIUM, CHROMIUM_ARGS
 
-from conftest import free_port, start_server  # noqa: E402
-from test_chat_page import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
+DOCS = Path(__file__).resolve().parent
 
 SIZES = {"chat_desktop.png": {"width": 1100, "height": 760}, "chat_phone.png": {"width": 390, "height": 760}}
 

@@ -19,15 +19,14 @@ CONTROLS = {"hybrid": {}, "greedy": {"retrieval": False}, "beam": {"strategy": "
 
 NO_XLA_SCRIPT = """
 import json, sys
-sys.path.insert(0, sys.argv[1])
 import numpy as np
 from serving.loaded_model import LoadedVersion, disable_xla_compilation
 from serving.client import chat_arrays
-if sys.argv[3] == "disable":
+if sys.argv[2] == "disable":
     disable_xla_compilation()
-version = LoadedVersion(sys.argv[2])
-questions = json.loads(sys.argv[4])
-controls = json.loads(sys.argv[5])
+version = LoadedVersion(sys.argv[1])
+questions = json.loads(sys.argv[3])
+controls = json.loads(sys.argv[4])
 text = {"text": np.array(questions, object)}
 replies = {"serving_default": version.run("serving_default", text)["reply"]}
 replies["retrieve"] = version.run("retrieve", text)["responses"][:, 0]
@@ -39,9 +38,9 @@ print("REPLIES " + json.dumps({k: [r.decode() for r in v] for k, v in replies.it
 
 def run_without_xla(path, controls=CONTROLS, disable=True):
     process = subprocess.run(
-        [sys.executable, "-c", NO_XLA_SCRIPT, str(ROOT), str(path), "disable" if disable else "keep",
+        [sys.executable, "-c", NO_XLA_SCRIPT, str(path), "disable" if disable else "keep",
          json.dumps(QUESTIONS), json.dumps(controls)],
-        capture_output=True, text=True, timeout=300,
+        capture_output=True, text=True, timeout=300, cwd=ROOT,  # `python -c` imports from its working folder.
     )
     lines = [line for line in process.stdout.splitlines() if line.startswith("REPLIES ")]
     return process, json.loads(lines[0][len("REPLIES "):]) if lines else None
@@ -76,8 +75,8 @@ def test_the_check_would_catch_an_xla_op(tmp_path):
         'replies["retrieve"] = version.run("retrieve", text)["responses"][:, 0]', "")
     for disable, should_pass in ((False, True), (True, False)):
         process = subprocess.run(
-            [sys.executable, "-c", script, str(ROOT), str(path), "disable" if disable else "keep", json.dumps(["a"]), "{}"],
-            capture_output=True, text=True, timeout=300,
+            [sys.executable, "-c", script, str(path), "disable" if disable else "keep", json.dumps(["a"]), "{}"],
+            capture_output=True, text=True, timeout=300, cwd=ROOT,
         )
         assert (process.returncode == 0) == should_pass, process.stderr[-2000:]
     assert "XLA compilation disabled" in process.stderr

@@ -308,7 +308,6 @@ def test_new_versions_are_picked_up_mid_traffic_and_a_broken_one_is_reported(ser
 
 
 def test_binds_localhost_unless_told():
-    sys.path.insert(0, str(ROOT))
     from serve import parse_args
 
     assert parse_args(["--model_base_path", "x"]).host == "127.0.0.1"

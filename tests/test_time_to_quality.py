@@ -1,11 +1,6 @@
 """benchmarks/time_to_quality.py: epochs and seconds until a run first reaches a perplexity."""
 
-import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-
-from time_to_quality import time_to_target  # noqa: E402
+from benchmarks.time_to_quality import time_to_target
 
 
 def rows(*perplexities, seconds=10.0):
