@@ -50,6 +50,17 @@ def tokenizer(vocabulary):
     return make_tokenizer(vocabulary)
 
 
+# Fixtures that train on the real data, start a server or a browser: a test using one is in the slow
+# lane (`python -m pytest -m slow`); the fast lane is `python -m pytest -m "not slow"`.
+SLOW_FIXTURES = {"real_run", "persona_run", "exported", "persona_export", "server", "served", "browser"}
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture(scope="session")
 def random_model(tokenizer):
     """The tiny preset's model (encoder length 24) with random weights whose likelihoods differ between replies."""

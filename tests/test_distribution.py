@@ -47,6 +47,7 @@ def free_ports(n):
     return ports
 
 
+@pytest.mark.slow
 def test_two_workers_train_to_identical_weights(tmp_path, chatbot_csv):
     small = tmp_path / "small.csv"
     small.write_text("\n".join(chatbot_csv.read_text(encoding="utf-8").splitlines()[:301]) + "\n", encoding="utf-8")

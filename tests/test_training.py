@@ -113,6 +113,7 @@ def test_weight_decay_shrinks_kernels_and_embeddings_only():
         make_optimizer(build_config("tiny", overrides={"train": {"weight_decay": -0.1}}))
 
 
+@pytest.mark.slow
 def test_bfloat16_run_cools_down_to_zero_and_saves_a_float32_model(tmp_path, chatbot_csv):
     small = tmp_path / "small.csv"
     small.write_text("\n".join(chatbot_csv.read_text(encoding="utf-8").splitlines()[:401]) + "\n", encoding="utf-8")
@@ -145,6 +146,7 @@ def run_train(args, **kwargs):
     )
 
 
+@pytest.mark.slow
 def test_resume_after_kill_9(tmp_path, chatbot_csv):
     lines = chatbot_csv.read_text(encoding="utf-8").splitlines()
     small = tmp_path / "small.csv"
@@ -191,6 +193,7 @@ def test_cli_reports_bad_data(tmp_path):
     assert f"{bad}: missing column(s)" in output and "found columns ['question', 'answer']" in output
 
 
+@pytest.mark.slow
 def test_a_bad_setting_writes_nothing_and_the_corrected_command_trains(tmp_path, chatbot_csv):
     lines = chatbot_csv.read_text(encoding="utf-8").splitlines()
     small = tmp_path / "small.csv"
