@@ -113,10 +113,16 @@ def test_weight_decay_shrinks_kernels_and_embeddings_only():
         make_optimizer(build_config("tiny", overrides={"train": {"weight_decay": -0.1}}))
 
 
+def first_pairs(csv_path, pairs: int, folder):
+    """A CSV of the header and the first `pairs` rows of `csv_path`, in `folder`."""
+    small = folder / "small.csv"
+    small.write_text("\n".join(csv_path.read_text(encoding="utf-8").splitlines()[:pairs + 1]) + "\n", encoding="utf-8")
+    return small
+
+
 @pytest.mark.slow
 def test_bfloat16_run_cools_down_to_zero_and_saves_a_float32_model(tmp_path, chatbot_csv):
-    small = tmp_path / "small.csv"
-    small.write_text("\n".join(chatbot_csv.read_text(encoding="utf-8").splitlines()[:401]) + "\n", encoding="utf-8")
+    small = first_pairs(chatbot_csv, 400, tmp_path)
     config = build_config("tiny", overrides={
         "data": {"sources": [str(small)]},
         "train": {"epochs": 2, "mixed_precision": "mixed_bfloat16", "cooldown_fraction": 0.5},
@@ -148,9 +154,7 @@ def run_train(args, **kwargs):
 
 @pytest.mark.slow
 def test_resume_after_kill_9(tmp_path, chatbot_csv):
-    lines = chatbot_csv.read_text(encoding="utf-8").splitlines()
-    small = tmp_path / "small.csv"
-    small.write_text("\n".join(lines[:2001]) + "\n", encoding="utf-8")
+    small = first_pairs(chatbot_csv, 2000, tmp_path)
     run_dir = tmp_path / "run"
     args = ["--preset", "tiny", "--data", str(small), "--run-dir", str(run_dir), "--epochs", "4",
             "--set", "train.early_stopping_patience=10", "train.ema_momentum=0.9",  # EMA state resumes too.
@@ -195,9 +199,7 @@ def test_cli_reports_bad_data(tmp_path):
 
 @pytest.mark.slow
 def test_a_bad_setting_writes_nothing_and_the_corrected_command_trains(tmp_path, chatbot_csv):
-    lines = chatbot_csv.read_text(encoding="utf-8").splitlines()
-    small = tmp_path / "small.csv"
-    small.write_text("\n".join(lines[:301]) + "\n", encoding="utf-8")
+    small = first_pairs(chatbot_csv, 300, tmp_path)
     run_dir = tmp_path / "run"
     args = ["--preset", "tiny", "--data", str(small), "--run-dir", str(run_dir), "--epochs", "1", "--no-export"]
     for bad, code in ((["--set", "train.ema_momentum=1.5"], 2), (["--data", str(tmp_path / "missing.csv")], 1)):
