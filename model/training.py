@@ -24,6 +24,7 @@ from run_directory import RunDirectory
 from data_pipeline.dataset import make_dataset, padding_stats
 from data_pipeline.loading import prepare_data
 from model.callbacks import ResumeMonitors, SampleReplies, Throughput, ema_swaps, read_history, truncate_history
+from model.speed_probe import MachineSpeed
 from model.generation import greedy_replies
 from model.distribution import distribute_dataset_options, make_strategy, worker_run_dir
 from model.metrics import MaskedAccuracy, MaskedSparseCrossentropy, perplexity
@@ -184,6 +185,7 @@ def make_callbacks(config: Config, data, run: RunDirectory, history: list[dict],
     ema_in, ema_out = ema_swaps() if config.train.ema_momentum else ([], [])
     return [
         Throughput(tokens_per_epoch),
+        MachineSpeed(),  # After Throughput: it divides the throughput by the machine's speed.
         *ema_in,
         SampleReplies(data.tokenizer, config.train.sample_questions, run.logs / "samples",
                       persona=data.persona, max_persona_length=config.data.max_persona_length),
