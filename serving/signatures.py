@@ -195,8 +195,8 @@ class ServingFunctions:
         if earlier_replies is not None:
             earlier_replies = normalize_in_graph(earlier_replies)
         choice = choose(features, self.selector.weights(), normalize_in_graph(candidates.texts), earlier_replies)
-        return Selection(tf.gather(candidates.texts, choice, batch_dims=1), choice < self.selector.retrieved,
-                         candidates.similarity[:, 0])
+        retrieved = tf.gather(candidates.generated, choice, batch_dims=1) == 0
+        return Selection(tf.gather(candidates.texts, choice, batch_dims=1), retrieved, candidates.similarity[:, 0])
 
     def candidates(self, keys, encoder_ids, generated, max_reply_length, seed) -> Candidates:
         """[B, C] candidates: the `selector.retrieved` nearest responses, `generated` [B], then the samples."""

@@ -1,6 +1,5 @@
 """model/candidate_scoring.py and model/hybrid.py: candidate likelihoods and the threshold hybrid."""
 
-import numpy as np
 import pytest
 import tensorflow as tf
 
