@@ -11,9 +11,11 @@ logs (so to `history.csv` and TensorBoard):
     probe_gflops             the median speed of the kernel over the epoch
     tokens_per_probe_gflop   train_tokens_per_second / probe_gflops: the program's own efficiency
 
-An epoch that trained slowly while `probe_gflops` fell alike was a slow machine; one whose
-`tokens_per_probe_gflop` fell was the program. A probe costs ~20-60 ms; at the default
-`every` it adds well under 1% to an epoch.
+An epoch that trained slowly while `probe_gflops` fell was a slow or shared machine; one whose
+`tokens_per_probe_gflop` fell while the probe held was the program. With another process on the
+same cores the probe and the training step lose them in different proportions, so the ratio is a
+steady measure only on an otherwise quiet machine (docs/results.md). A probe costs ~20-45 ms; at
+the default `every` it adds well under 1% to an epoch.
 """
 
 from __future__ import annotations
