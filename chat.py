@@ -28,16 +28,16 @@ def parse_args(argv=None):
     where.add_argument("--run-dir", help="a run directory written by train.py")
     where.add_argument("--server", help="HOST:PORT (gRPC) or http://HOST:PORT (REST) of a model server")
     parser.add_argument("--model-name", default="chatbot", help="the served model's name (with --server)")
-    from config import ExportConfig  # The served defaults (config.py), so every chat starts alike.
+    from config import DECODING_STRATEGIES, DecodingSettings  # The served defaults, so every chat starts alike.
 
-    served = ExportConfig()
-    parser.add_argument("--strategy", default="greedy", choices=["greedy", "beam", "sample"])
+    served = DecodingSettings()
+    parser.add_argument("--strategy", default=served.strategy, choices=DECODING_STRATEGIES)
     parser.add_argument("--max-reply-length", type=int, default=served.max_reply_length)
     parser.add_argument("--num-beams", type=int, default=served.num_beams)
     parser.add_argument("--length-penalty", type=float, default=served.length_penalty)
-    parser.add_argument("--temperature", type=float, default=1.0)
-    parser.add_argument("--top-k", type=int, default=0)
-    parser.add_argument("--top-p", type=float, default=1.0)
+    parser.add_argument("--temperature", type=float, default=served.temperature)
+    parser.add_argument("--top-k", type=int, default=served.top_k)
+    parser.add_argument("--top-p", type=float, default=served.top_p)
     parser.add_argument("--no-repeat-ngram-size", type=int, default=served.no_repeat_ngram_size)
     parser.add_argument("--seed", type=int)
     parser.add_argument("--no-retrieval", action="store_true",
@@ -56,13 +56,13 @@ def replier(args):
     from model.run_files import load_run
 
     run = load_run(args.run_dir)
-    return LocalReplies(RunReplies(run), run.history_turns)  # The code the export serves.
+    return LocalReplies(RunReplies(run))  # The code the export serves.
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    from config import DecodingSettings
     from serving.chat_session import HELP, ChatSession, QuitChat
-    from model.generation import DecodingSettings
     from serving.client import ServingError
 
     settings = DecodingSettings(

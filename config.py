@@ -65,7 +65,7 @@ class DataConfig:
     validation_fraction: float = 0.1
     split_seed: int = 42
     vocab_size: int = 8000
-    max_length: int = 40  # Tokens per sequence, [START]/[END] included (encoder: persona + turns).
+    sequence_length: int = 40  # Tokens per sequence, [START]/[END] included (encoder: persona + turns).
     context_turns: int = 3  # Earlier turns the encoder sees before the question (0: the question alone).
     max_persona_length: int = 48  # Persona tokens kept (the first ones), [PERSONA] included.
 
@@ -76,7 +76,8 @@ class DataConfig:
                 "a share in (0, 1)")
         require(self.vocab_size >= 2 * len(RESERVED_TOKENS), "data.vocab_size", self.vocab_size,
                 f">= {2 * len(RESERVED_TOKENS)} (the {len(RESERVED_TOKENS)} reserved tokens and some pieces)")
-        require(self.max_length >= 4, "data.max_length", self.max_length, ">= 4 tokens ([START], [END] included)")
+        require(self.sequence_length >= 4, "data.sequence_length", self.sequence_length,
+                ">= 4 tokens ([START], [END] included)")
         require(self.context_turns >= 0, "data.context_turns", self.context_turns, ">= 0 (0: the question alone)")
         require(self.max_persona_length >= 0, "data.max_persona_length", self.max_persona_length, ">= 0")
 
@@ -191,6 +192,44 @@ class ExportConfig:
                 ">= 0 (0: off)")
 
 
+DECODING_STRATEGIES = ("greedy", "beam", "sample")
+
+
+@dataclass(frozen=True)
+class DecodingSettings:
+    """How a reply's tokens are picked; the defaults are what `serving_default` serves.
+
+    The one place of the decoding defaults: `chat.py`'s flags, the client's request
+    controls, the chat page (through the export's `settings` signature), `evaluate.py`
+    and the training-time sample replies start from it. An export fixes `num_beams`,
+    `length_penalty` and `no_repeat_ngram_size` (its `ExportConfig`); the others travel
+    with each request, where the API calls `max_reply_length` `max_length`. Every field
+    is a Python value fixed when a graph is traced.
+    """
+
+    strategy: str = "greedy"  # greedy | beam | sample
+    max_reply_length: int = ExportConfig.max_reply_length  # Reply tokens, [END] included.
+    num_beams: int = ExportConfig.num_beams
+    length_penalty: float = ExportConfig.length_penalty  # Beam: GNMT alpha; 0 ranks by log-probability alone.
+    temperature: float = 1.0
+    top_k: int = 0  # Sample: keep the k most likely tokens (0: all).
+    top_p: float = 1.0  # Sample: keep the smallest set with this much probability (1: all).
+    no_repeat_ngram_size: int = ExportConfig.no_repeat_ngram_size  # 0: off; n: never repeat an n-gram in a reply.
+    seed: int | None = None  # Sample: fixes the random draws (same seed, same replies).
+    stop_at_end: bool = True  # False: always run max_reply_length steps (benchmarks).
+    retrieval: bool = True  # Choose among retrieved and generated candidates where the run has an index.
+
+    def __post_init__(self):
+        require(self.strategy in DECODING_STRATEGIES, "strategy", self.strategy,
+                f"one of {', '.join(DECODING_STRATEGIES)}")
+        require(self.max_reply_length >= 1, "max_reply_length", self.max_reply_length, ">= 1")
+        require(self.num_beams >= 1, "num_beams", self.num_beams, ">= 1")
+        require(self.no_repeat_ngram_size >= 0, "no_repeat_ngram_size", self.no_repeat_ngram_size, ">= 0 (0: off)")
+        require(0 < self.temperature < float("inf"), "temperature", self.temperature, "a finite number > 0")
+        require(0 < self.top_p <= 1, "top_p", self.top_p, "in (0, 1]")
+        require(self.top_k >= 0, "top_k", self.top_k, ">= 0 (0: no limit)")
+
+
 @dataclass
 class RetrievalConfig:
     """The index of training examples and the hybrid reply (`model/retrieval.py`, `model/hybrid.py`).
@@ -218,6 +257,13 @@ class RetrievalConfig:
     # on held-out XPersona the persona-keyed lookup gave one reply to 9.5% of the questions (distinct-2
     # 0.155), at 0.7 2.2% (0.81); ChatbotData is unchanged (README, Results).
     question_weight: float = 0.7
+    # In a character run, index responses spoken for another persona (XPersona's: "난 초등학교 교사야")?
+    # false leaves them out, so the character never retrieves another persona's life as its own.
+    other_personas: bool = False
+    # Hold a character's identity answers back from messages about the user ("내 이름은 민지야",
+    # "이름은 뭐라고 지을까?", "자기소개는 어떻게 하지?"): the character introduces itself when asked about itself.
+    identity_when_asked: bool = True
+
     def __post_init__(self):
         require(0.0 <= self.threshold <= 1.0, "retrieval.threshold", self.threshold, "in [0, 1] (a cosine similarity)")
         require(0.0 < self.max_key_share <= 1.0, "retrieval.max_key_share", self.max_key_share, "in (0, 1]")
@@ -295,7 +341,7 @@ PRESETS: dict[str, dict] = {
     "seed": {},
     # Seconds-scale model for tests.
     "tiny": {
-        "data": {"max_length": 24},
+        "data": {"sequence_length": 24},
         "model": {"num_layers": 1, "hidden_dim": 128, "num_heads": 4, "intermediate_dim": 256},
         "train": {"epochs": 3, "warmup_steps": 300, "ema_momentum": 0.0, "weight_decay": 0.0,
                   "mixed_precision": "none"},
@@ -304,8 +350,9 @@ PRESETS: dict[str, dict] = {
 
 
 def _migrate(loaded: dict) -> dict:
-    """Older config files: `data.path` (one file) became `data.sources`; the reranking design of
-    `retrieval` (`rerank_top_k`, `similarity_weight`, `generation_bonus`) became `selector`."""
+    """Older config files: `data.path` (one file) became `data.sources`, `data.max_length` became
+    `data.sequence_length`; the reranking design of `retrieval` (`rerank_top_k`, `similarity_weight`,
+    `generation_bonus`) became `selector`."""
     retrieval = loaded.get("retrieval")
     if isinstance(retrieval, dict):
         for key in ("rerank_top_k", "similarity_weight", "generation_bonus"):
@@ -314,6 +361,8 @@ def _migrate(loaded: dict) -> dict:
     if isinstance(data, dict) and "path" in data:
         path = data.pop("path")
         data.setdefault("sources", [path] if path else [])
+    if isinstance(data, dict) and "max_length" in data:
+        data.setdefault("sequence_length", data.pop("max_length"))
     return loaded
 
 

@@ -23,6 +23,9 @@ Multi-turn and character runs (evaluation/context_use.py):
                              it, and with another dialogue's (writes context_use.json)
   --character-probes FILE    who-are-you questions; counts replies naming the run's
                              character (writes character.json)
+  --user-probes FILE         messages about the user's own name, pets, family; counts replies
+                             naming the character, which should be none (writes user_probes.json)
+Conversations: python -m evaluation.conversations --run-dir RUN (scripted six-turn chats, SSA).
   --only-source TEXT         keep held-out examples whose source contains TEXT
                              (e.g. ChatbotData, to compare runs on one source)
 """
@@ -56,6 +59,7 @@ def parse_args(argv=None):
     parser.add_argument("--only-source", help="keep held-out examples whose source contains this text")
     parser.add_argument("--context-use", action="store_true", help="measure how much the model uses context")
     parser.add_argument("--character-probes", help="a file of who-are-you questions (one per line)")
+    parser.add_argument("--user-probes", help="a file of messages about the user themself (one per line)")
     parser.add_argument("--ssa-labels", action="append", default=[], metavar="FILE",
                         help="blind SSA ratings (JSON lines, the shape of shared/data/ssa_validation_labels.jsonl); "
                              "repeat for several files. Reports SSA per strategy and writes the unrated replies to "
@@ -101,15 +105,19 @@ def extra_reports(args, evaluation, out: Path) -> None:
         result = context_use(run, evaluation.examples, args.batch_size)
         (out / "context_use.json").write_text(json.dumps(result, indent=2), encoding="utf-8")
         print(context_use_table(result))
-    if args.character_probes:
+    probes = {"character.json": (args.character_probes, True), "user_probes.json": (args.user_probes, False)}
+    for file_name, (path, should_name) in probes.items():
+        if not path:
+            continue
         character = run_character(run.run_dir)
         if character is None:
             raise UserError(f"{run.run_dir} was trained without a character (no character.yaml)")
-        result = character_probe(run, read_probes(args.character_probes), character.name)
-        (out / "character.json").write_text(json.dumps(result, ensure_ascii=False, indent=2), encoding="utf-8")
+        result = character_probe(run, read_probes(path), character.name)
+        (out / file_name).write_text(json.dumps(result, ensure_ascii=False, indent=2), encoding="utf-8")
         for row in result["replies"]:
-            print(f"  {'✓' if row['names_character'] else '✗'} {row['question']} -> {row['reply']}")
-        print(f"{result['named']}/{result['asked']} replies name {character.name}")
+            print(f"  {'✓' if row['names_character'] == should_name else '✗'} {row['question']} -> {row['reply']}")
+        print(f"{result['named']}/{result['asked']} replies name {character.name} ({path}; "
+              f"{'all' if should_name else 'none'} should)")
 
 
 def main(argv=None) -> int:

@@ -74,8 +74,10 @@ def main(argv=None) -> int:
 
     from model.distribution import is_chief
     from model.training import train
+    from serving.replies import TrainingReplies
 
-    train(config, run_dir)
+    # Sample replies through the served path, by the chief alone (other workers keep private copies).
+    train(config, run_dir, replies_for=TrainingReplies if is_chief() else None)
     print(f"run directory: {run_dir}  (tensorboard --logdir {run_dir / 'logs'})")
     if not args.no_export and is_chief():  # One export per run, by the chief.
         from serving.export import export_finished_run

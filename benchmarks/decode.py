@@ -29,21 +29,12 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+from benchmarks.harness import latencies_ms  # noqa: E402
+from config import DecodingSettings  # noqa: E402
 from data_pipeline.examples import load_examples  # noqa: E402
-from model.generation import DECODERS, DecodingSettings  # noqa: E402
+from model.generation import DECODERS  # noqa: E402
 from model.run_files import load_run  # noqa: E402
 from run_directory import RunDirectory  # noqa: E402
-
-
-def latencies_ms(generator, encoded: list, settings, warmup: int = 3) -> list[float]:
-    for ids in encoded[:warmup]:
-        generator.generate_ids(ids, settings)
-    times = []
-    for ids in encoded:
-        start = time.perf_counter()
-        generator.generate_ids(ids, settings)
-        times.append((time.perf_counter() - start) * 1000)
-    return times
 
 
 def tokens_per_second(generator, batch_ids, settings, repeats: int) -> float:
@@ -96,7 +87,7 @@ def main(argv=None) -> int:
     generators = {name: run.generator(decoder=name) for name in DECODERS}
     single = [generators["fused"].encode([q]) for q in questions[: args.questions]]
     batch = generators["fused"].encode(questions[: args.batch])
-    common = dict(max_reply_length=args.reply_tokens, stop_at_end=False)
+    common = dict(max_reply_length=args.reply_tokens, stop_at_end=False, no_repeat_ngram_size=0)
     strategies = {
         "greedy": DecodingSettings(**common),
         "beam 4": DecodingSettings(strategy="beam", num_beams=4, **common),
@@ -109,11 +100,11 @@ def main(argv=None) -> int:
     for name, settings in strategies.items():
         times = {decoder: [] for decoder in generators}
         for generator in generators.values():
-            latencies_ms(generator, single[:3], settings)  # Trace and warm up.
+            latencies_ms(lambda ids: generator.generate_ids(ids, settings), single[:3])  # Trace and warm up.
         for round_ in range(args.rounds):  # Alternate decoders: a load change hits all of them.
             part = single[round_ :: args.rounds]
             for decoder, generator in generators.items():
-                times[decoder] += latencies_ms(generator, part, settings, warmup=0)
+                times[decoder] += list(latencies_ms(lambda ids: generator.generate_ids(ids, settings), part, warmup=0))
         rows = {}
         for decoder, generator in generators.items():
             rate = tokens_per_second(generator, batch, settings, args.repeats)

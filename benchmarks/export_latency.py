@@ -27,6 +27,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 
+from benchmarks.harness import cpu_line, latencies_ms  # noqa: E402
 from data_pipeline.examples import load_examples  # noqa: E402
 from model.retrieval import run_index  # noqa: E402
 from model.run_files import load_run  # noqa: E402
@@ -35,24 +36,10 @@ from serving.export import write_saved_model  # noqa: E402
 from serving.loaded_model import LoadedVersion, disable_xla_compilation, session_config  # noqa: E402
 
 
-def cpu_line() -> str:
-    """The CPU's model name and the flags that decide its speed here (bfloat16, AMX, AVX-512)."""
-    from model.precision import cpu_flags
-
-    info = Path("/proc/cpuinfo")
-    lines = info.read_text().splitlines() if info.exists() else []
-    names = [line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")]
-    flags = sorted(f for f in cpu_flags() if f in ("avx512f", "avx512_bf16", "amx_bf16", "amx_tile"))
-    return f"CPU: {names[0] if names else 'unknown'} x{os.cpu_count()}, flags: {' '.join(flags) or 'no avx512/amx'}"
-
-
-def latencies_ms(version: LoadedVersion, questions: list[str]) -> np.ndarray:
-    times = []
-    for question in questions:
-        start = time.perf_counter()
-        version.run("serving_default", {"text": np.array([question], object)})
-        times.append((time.perf_counter() - start) * 1000)
-    return np.array(times)
+def served_latencies_ms(version: LoadedVersion, questions: list[str], warmup: int = 0) -> np.ndarray:
+    """`serving_default` on one question at a time."""
+    return latencies_ms(lambda question: version.run("serving_default", {"text": np.array([question], object)}),
+                        questions, warmup)
 
 
 def replies_per_second(version: LoadedVersion, questions: list[str], batch: int = 32) -> float:
@@ -95,12 +82,12 @@ def main(argv=None) -> int:
             versions = {label: LoadedVersion(Path(tmp) / label, session_config(inter_op_threads=inter_op))
                         for label in exports}
             for version in versions.values():
-                latencies_ms(version, questions[:5])  # Warm up.
+                served_latencies_ms(version, questions[:5])  # Warm up.
             times = {label: [] for label in exports}
             rates = {label: [] for label in exports}
             for _ in range(args.rounds):
                 for label, version in versions.items():
-                    times[label].extend(latencies_ms(version, questions))
+                    times[label].extend(served_latencies_ms(version, questions))
                     rates[label].append(replies_per_second(version, questions))
             header = f"{'serving_default':<28} {'inter-op threads':>16} {'p50 ms':>8} {'p95 ms':>8} {'replies/s at 32':>16}"
             print(header)

@@ -16,9 +16,8 @@ from collections import Counter
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from config import END_ID, PAD_ID  # noqa: E402
+from config import END_ID, PAD_ID, DecodingSettings  # noqa: E402
 from data_pipeline.examples import load_examples  # noqa: E402
-from model.generation import DecodingSettings  # noqa: E402
 from model.run_files import load_run  # noqa: E402
 from run_directory import RunDirectory  # noqa: E402
 
@@ -42,10 +41,11 @@ def main(argv=None) -> int:
     encoder_ids = generator.encode([e.context for e in examples])
     n = args.max_reply_length
     strategies = {
-        "greedy": DecodingSettings(max_reply_length=n),
+        "greedy": DecodingSettings(max_reply_length=n, no_repeat_ngram_size=0),
         "greedy, no-repeat 3": DecodingSettings(max_reply_length=n, no_repeat_ngram_size=3),
         "beam 4, no-repeat 3": DecodingSettings(strategy="beam", max_reply_length=n, no_repeat_ngram_size=3),
-        "top-p 0.9, no-repeat 3": DecodingSettings(strategy="sample", top_p=0.9, seed=0, max_reply_length=n, no_repeat_ngram_size=3),
+        "top-p 0.9, no-repeat 3": DecodingSettings(strategy="sample", top_p=0.9, seed=0, max_reply_length=n,
+                                                   no_repeat_ngram_size=3),
     }
     print(f"{len(examples)} validation questions of {args.run_dir}, replies up to {n} tokens")
     print(f"{'strategy':<24} {'ends with [END]':>16} {'bigram x3 loops':>16}")

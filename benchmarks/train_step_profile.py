@@ -24,20 +24,16 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import tempfile
 import time
-from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+from benchmarks.harness import SHARED_CHATBOT_DATA, compiled_model, prepared_data  # noqa: E402
 from config import PAD_ID, build_config  # noqa: E402
-from data_pipeline.loading import prepare_data  # noqa: E402
 from model.precision import policy_name, resolve_precision  # noqa: E402
-from model.training import compile_model, make_pipelines  # noqa: E402
-from model.transformer import build_model  # noqa: E402
+from model.training import make_pipelines  # noqa: E402
 
 
 def part_functions(model, batches):
@@ -86,7 +82,7 @@ def part_functions(model, batches):
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", default=str(Path(__file__).resolve().parents[2] / "shared" / "data" / "ChatbotData.csv"))
+    parser.add_argument("--data", default=str(SHARED_CHATBOT_DATA))
     parser.add_argument("--preset", default="seed")
     parser.add_argument("--batches", type=int, default=16, help="real training batches each part runs over")
     parser.add_argument("--rounds", type=int, default=3)
@@ -96,14 +92,10 @@ def main(argv=None) -> int:
 
     config = build_config(args.preset, overrides={"data": {"sources": [args.data]},
                                                   "train": {"mixed_precision": args.mixed_precision}})
-    with tempfile.TemporaryDirectory() as tmp:
-        data = prepare_data(config.data, Path(tmp))
+    data = prepared_data(config)
     train_ds, _ = make_pipelines(config, data)
     batches = list(train_ds.take(args.batches))
-    keras.utils.set_random_seed(config.train.seed)
-    model = build_model(config.model, len(data.vocabulary), config.data.max_length,
-                        dtype=policy_name(resolve_precision(args.mixed_precision)))
-    compile_model(model, config)
+    model = compiled_model(config, len(data.vocabulary), policy_name(resolve_precision(args.mixed_precision)))
     parts = part_functions(model, batches)
     seconds = dict.fromkeys(parts, 0.0)
     for round_ in range(args.rounds + 1):  # Round 0 traces every shape and is not counted.

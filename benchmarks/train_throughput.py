@@ -17,20 +17,13 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import tempfile
-import time
-from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import keras  # noqa: E402
-
-from config import PAD_ID, build_config  # noqa: E402
+from benchmarks.harness import SHARED_CHATBOT_DATA, StepMeter, alternate, compiled_model, prepared_data  # noqa: E402
+from config import build_config  # noqa: E402
 from data_pipeline.dataset import make_dataset  # noqa: E402
-from data_pipeline.loading import prepare_data  # noqa: E402
 from model.precision import policy_name, resolve_precision  # noqa: E402
-from model.training import compile_model  # noqa: E402
-from model.transformer import build_model  # noqa: E402
 
 
 def train_step_flops(model_config, vocabulary_size: int, batch: int, source: int, target: int) -> float:
@@ -44,30 +37,9 @@ def train_step_flops(model_config, vocabulary_size: int, batch: int, source: int
     return 3 * 2 * (layers * (encoder + decoder) + logits)
 
 
-class Meter:
-    def __init__(self):
-        self.seconds = self.wait = self.flops = 0.0
-        self.real = self.positions = 0
-
-    def run(self, model, iterator, steps: int, model_config, vocabulary_size: int) -> None:
-        for _ in range(steps):
-            start = time.perf_counter()
-            inputs, targets = next(iterator)
-            ready = time.perf_counter()
-            model.train_on_batch(inputs, targets)  # Returns logs as numbers: the step has finished.
-            done = time.perf_counter()
-            self.wait += ready - start
-            self.seconds += done - start
-            t = targets.numpy()
-            self.real += int((t != PAD_ID).sum())
-            self.positions += t.size
-            batch, source = inputs["encoder_inputs"].shape
-            self.flops += train_step_flops(model_config, vocabulary_size, batch, source, t.shape[1])
-
-
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", default=str(Path(__file__).resolve().parents[2] / "shared" / "data" / "ChatbotData.csv"))
+    parser.add_argument("--data", default=str(SHARED_CHATBOT_DATA))
     parser.add_argument("--preset", default="seed")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--pad-to", type=int, default=40, help="the padded pipeline's fixed length")
@@ -80,29 +52,20 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     config = build_config(args.preset, overrides={
-        "data": {"sources": [args.data], "max_length": args.pad_to},
+        "data": {"sources": [args.data], "sequence_length": args.pad_to},
         "train": {"batch_size": args.batch_size, "jit_compile": args.jit_compile, "mixed_precision": args.mixed_precision},
     })
     dtype = policy_name(resolve_precision(args.mixed_precision))
-    with tempfile.TemporaryDirectory() as tmp:
-        data = prepare_data(config.data, Path(tmp))
+    data = prepared_data(config)
     vocabulary_size = len(data.vocabulary)
-    common = dict(max_length=config.data.max_length, batch_size=args.batch_size, shuffle=True, seed=0)
+    common = dict(sequence_length=config.data.sequence_length, batch_size=args.batch_size, shuffle=True, seed=0)
     pipelines = {
         "bucketed (project)": make_dataset(data.train, data.tokenizer, **common),
         f"padded to {args.pad_to}": make_dataset(data.train, data.tokenizer, pad_to=args.pad_to, **common),
     }
-    runs = {}
-    for name, dataset in pipelines.items():
-        keras.utils.set_random_seed(config.train.seed)
-        model = build_model(config.model, vocabulary_size, config.data.max_length, dtype=dtype)
-        compile_model(model, config)
-        iterator = iter(dataset.repeat())
-        Meter().run(model, iterator, args.warmup_steps, config.model, vocabulary_size)  # Trace every shape.
-        runs[name] = (model, iterator, Meter())
-    for _ in range(args.rounds):
-        for model, iterator, meter in runs.values():
-            meter.run(model, iterator, args.steps, config.model, vocabulary_size)
+    arms = {name: StepMeter(compiled_model(config, vocabulary_size, dtype), dataset)
+            for name, dataset in pipelines.items()}
+    alternate(arms, args.rounds, args.steps, args.warmup_steps)  # The warm-up traces every bucket shape.
 
     print(f"preset {args.preset}, batch {args.batch_size}, {len(data.train)} training examples, "
           f"mixed precision {args.mixed_precision}, jit_compile {args.jit_compile}; "
@@ -111,10 +74,11 @@ def main(argv=None) -> int:
     print(header)
     print("-" * len(header))
     rates = {}
-    for name, (_, _, m) in runs.items():
-        rates[name] = m.real / m.seconds
-        gflops = m.flops / m.seconds / 1e9
-        print(f"{name:<20} {rates[name]:>13.0f} {1 - m.real / m.positions:>8.1%} {m.wait / m.seconds:>10.1%} "
+    for name, meter in arms.items():
+        rates[name] = meter.real_tokens_per_second()
+        flops = sum(train_step_flops(config.model, vocabulary_size, *step.shape) for step in meter.steps)
+        gflops = flops / meter.seconds / 1e9
+        print(f"{name:<20} {rates[name]:>13.0f} {meter.padding():>8.1%} {meter.input_wait():>10.1%} "
               f"{gflops:>8.1f} {gflops / args.peak_gflops:>8.1%}")
     bucketed, padded = rates.values()
     print(f"ratio (bucketed / padded): {bucketed / padded:.2f}x non-padding tokens per second")

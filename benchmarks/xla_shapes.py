@@ -23,24 +23,17 @@ default's. State the CPU and its flags beside the figures.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import os
 import statistics
 import sys
-import tempfile
-import time
-from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+from benchmarks.harness import SHARED_CHATBOT_DATA, StepMeter, compiled_model, prepared_data  # noqa: E402
 from config import PAD_ID, build_config  # noqa: E402
 from data_pipeline.dataset import make_dataset  # noqa: E402
-from data_pipeline.loading import prepare_data  # noqa: E402
-from model.training import compile_model  # noqa: E402
-from model.transformer import build_model  # noqa: E402
 
 
 def snap_shapes(dataset: tf.data.Dataset, sizes: tuple[int, ...], batch_size: int) -> tf.data.Dataset:
@@ -88,26 +81,19 @@ def shape_census(dataset: tf.data.Dataset, epochs: int) -> tuple[float, int, flo
 class Setup:
     """One model and pipeline: first-step (compile) seconds per new shape, steady step seconds."""
 
-    def __init__(self, config, vocabulary_size, dataset, jit: bool):
-        keras.utils.set_random_seed(config.train.seed)
-        self.model = build_model(config.model, vocabulary_size, config.data.max_length, dtype="float32")
-        compile_model(self.model, dataclasses.replace(config, train=dataclasses.replace(config.train, jit_compile=jit)))
-        self.iterator = iter(dataset.repeat())
+    def __init__(self, meter: StepMeter):
+        self.meter = meter
         self.seen: set = set()
         self.first_steps: list[float] = []
         self.steady_steps: list[float] = []
 
     def step(self, record_steady: bool) -> None:
-        inputs, targets = next(self.iterator)
-        start = time.perf_counter()
-        self.model.train_on_batch(inputs, targets)
-        seconds = time.perf_counter() - start
-        shape = shape_of(inputs, targets)
-        if shape not in self.seen:
-            self.seen.add(shape)
-            self.first_steps.append(seconds)
+        step = self.meter.step()
+        if step.shape not in self.seen:
+            self.seen.add(step.shape)
+            self.first_steps.append(step.step_seconds)
         elif record_steady:
-            self.steady_steps.append(seconds)
+            self.steady_steps.append(step.step_seconds)
 
     def warm_up(self, new_shapes: int, max_steps: int) -> None:
         for _ in range(max_steps):
@@ -123,7 +109,7 @@ class Setup:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", default=str(Path(__file__).resolve().parents[2] / "shared" / "data" / "ChatbotData.csv"))
+    parser.add_argument("--data", default=str(SHARED_CHATBOT_DATA))
     parser.add_argument("--preset", default="seed")
     parser.add_argument("--snap", default="8,12,16,24,40", help="lengths each side is padded up to")
     parser.add_argument("--compile-shapes", type=int, default=4, help="new shapes timed per setup")
@@ -136,12 +122,11 @@ def main(argv=None) -> int:
 
     config = build_config(args.preset, overrides={"data": {"sources": [args.data]},
                                                   "train": {"mixed_precision": "none"}})
-    if sizes[-1] < config.data.max_length:
-        parser.error(f"--snap: the largest size must be >= data.max_length ({config.data.max_length})")
-    with tempfile.TemporaryDirectory() as tmp:
-        data = prepare_data(config.data, Path(tmp))
+    if sizes[-1] < config.data.sequence_length:
+        parser.error(f"--snap: the largest size must be >= data.sequence_length ({config.data.sequence_length})")
+    data = prepared_data(config)
     vocabulary_size = len(data.vocabulary)
-    bucketed = make_dataset(data.train, data.tokenizer, max_length=config.data.max_length,
+    bucketed = make_dataset(data.train, data.tokenizer, sequence_length=config.data.sequence_length,
                             batch_size=config.train.batch_size, shuffle=True, seed=0)
     pipelines = {"bucketed (project), no XLA": (bucketed, False),
                  f"snapped to {args.snap}, XLA": (snap_shapes(bucketed, sizes, config.train.batch_size), True),
@@ -150,7 +135,7 @@ def main(argv=None) -> int:
     setups, census = {}, {}
     for name, (dataset, jit) in pipelines.items():
         census[name] = shape_census(dataset, args.census_epochs)
-        setups[name] = Setup(config, vocabulary_size, dataset, jit)
+        setups[name] = Setup(StepMeter(compiled_model(config, vocabulary_size, "float32", jit_compile=jit), dataset))
         setups[name].warm_up(args.compile_shapes, max_steps=400)
     for _ in range(args.rounds):
         for setup in setups.values():

@@ -1,6 +1,6 @@
 """What the encoder sees: persona sentences, earlier turns with speaker marks, the question.
 
-One example's encoder input, as token ids (L = `data.max_length`, P = `data.max_persona_length`):
+One example's encoder input, as token ids (L = `data.sequence_length`, P = `data.max_persona_length`):
 
     persona tokens [PERSONA]  [USER] turn [SEP] [BOT] turn [SEP] ... question
     '--- first P, if any ---' '------------- last L - (persona part) --------'
@@ -71,9 +71,9 @@ def as_ragged_ids(ids) -> tf.RaggedTensor:
     return tf.cast(ids, tf.int32)
 
 
-def encoder_token_ids(tokenizer, personas: tf.Tensor, contexts: tf.Tensor, max_length: int,
+def encoder_token_ids(tokenizer, personas: tf.Tensor, contexts: tf.Tensor, sequence_length: int,
                       max_persona_length: int) -> tf.RaggedTensor:
-    """[B] persona texts ("" for none) and [B] contexts -> ragged [B, <= max_length] encoder ids."""
+    """[B] persona texts ("" for none) and [B] contexts -> ragged [B, <= sequence_length] encoder ids."""
     persona_ids = as_ragged_ids(tokenizer(personas))[:, : max(0, max_persona_length - 1)]
     has_persona = tf.cast(persona_ids.row_lengths() > 0, tf.int64)
     separator = tf.RaggedTensor.from_row_lengths(
@@ -82,7 +82,7 @@ def encoder_token_ids(tokenizer, personas: tf.Tensor, contexts: tf.Tensor, max_l
     persona_part = tf.concat([persona_ids, separator], axis=1)
 
     context_ids = as_ragged_ids(tokenizer(contexts))
-    room = tf.maximum(max_length - persona_part.row_lengths(), 0)
+    room = tf.maximum(sequence_length - persona_part.row_lengths(), 0)
     lengths = context_ids.row_lengths()
     kept = tf.ragged.range(lengths - tf.minimum(lengths, room), lengths)  # The last `room` tokens.
     return tf.concat([persona_part, tf.gather(context_ids, kept, batch_dims=1)], axis=1)

@@ -7,7 +7,7 @@ Each element is `({"encoder_inputs": [B, S], "decoder_inputs": [B, T]}, targets 
     targets        = response tokens + [END]      (decoder_inputs shifted by one)
 
 Tokenization runs inside the graph (tensorflow-text ops through keras-hub's
-WordPieceTokenizer). Truncation rule, with L = `max_length`:
+WordPieceTokenizer). Truncation rule, with L = `sequence_length`:
 - the encoder input is the persona part (its first `max_persona_length` tokens) and
   the context's *last* tokens up to L in all (the newest turns matter most), packed
   by `data_pipeline/context.py` exactly as the exported model packs a request;
@@ -32,17 +32,17 @@ from data_pipeline.examples import Example
 DEFAULT_BUCKET_BOUNDARIES = (6, 8, 10, 12, 14, 17, 21, 26, 33, 42, 54, 70, 90)
 
 
-def tokenize_pair(tokenizer, personas, contexts, responses, max_length: int, max_persona_length: int):
+def tokenize_pair(tokenizer, personas, contexts, responses, sequence_length: int, max_persona_length: int):
     """Ragged token ids [B, None]: encoder inputs (persona + context) and responses."""
-    encoder_ids = encoder_token_ids(tokenizer, personas, contexts, max_length, max_persona_length)
-    response_ids = tokenizer(responses)[:, :max_length]
+    encoder_ids = encoder_token_ids(tokenizer, personas, contexts, sequence_length, max_persona_length)
+    response_ids = tokenizer(responses)[:, :sequence_length]
     return encoder_ids, tf.cast(response_ids, tf.int32)
 
 
-def _to_model_tensors(context_ids, response_ids, max_length: int):
+def _to_model_tensors(context_ids, response_ids, sequence_length: int):
     """One example's encoder input, decoder input and target (1-D, unpadded, same length)."""
-    decoder_inputs = tf.concat([tf.constant([START_ID], tf.int32), response_ids], axis=0)[:max_length]
-    targets = tf.concat([response_ids, tf.constant([END_ID], tf.int32)], axis=0)[:max_length]
+    decoder_inputs = tf.concat([tf.constant([START_ID], tf.int32), response_ids], axis=0)[:sequence_length]
+    targets = tf.concat([response_ids, tf.constant([END_ID], tf.int32)], axis=0)[:sequence_length]
     return context_ids, decoder_inputs, targets
 
 
@@ -84,7 +84,7 @@ def make_dataset(
     examples: list[Example],
     tokenizer,
     *,
-    max_length: int,
+    sequence_length: int,
     batch_size: int,
     shuffle: bool,
     max_persona_length: int = DataConfig.max_persona_length,
@@ -112,10 +112,10 @@ def make_dataset(
     dataset = (
         tf.data.Dataset.from_tensor_slices(columns)
         .batch(1024)
-        .map(lambda p, c, r, w: (*tokenize_pair(tokenizer, p, c, r, max_length, max_persona_length), w),
+        .map(lambda p, c, r, w: (*tokenize_pair(tokenizer, p, c, r, sequence_length, max_persona_length), w),
              num_parallel_calls=tf.data.AUTOTUNE)
         .unbatch()
-        .map(lambda c, r, w: (*_to_model_tensors(c, r, max_length), w), num_parallel_calls=tf.data.AUTOTUNE)
+        .map(lambda c, r, w: (*_to_model_tensors(c, r, sequence_length), w), num_parallel_calls=tf.data.AUTOTUNE)
         .filter(lambda c, d, t, w: tf.shape(c)[0] > 0)
         .cache()
     )
@@ -133,7 +133,7 @@ def make_dataset(
         dataset = dataset.padded_batch(batch_size, padded_shapes=([pad_to], [pad_to], [pad_to]),
                                        padding_values=(PAD_ID, PAD_ID, PAD_ID))
         return _to_model_inputs(dataset)
-    boundaries = [b for b in bucket_boundaries if b < max_length + 1]
+    boundaries = [b for b in bucket_boundaries if b < sequence_length + 1]
     dataset = dataset.bucket_by_sequence_length(
         element_length_func=lambda c, d, t: tf.maximum(tf.shape(c)[0], tf.shape(d)[0]),
         bucket_boundaries=boundaries,

@@ -58,7 +58,7 @@ def run_persona(run_dir: Path, data: DataConfig) -> str:
     return format_persona(character.persona) if character else ""
 
 
-def history_turns(run_dir: Path, context_turns: int) -> int:
+def run_context_turns(run_dir: Path, context_turns: int) -> int:
     """Earlier turns to send with a question: at most what training examples held.
 
     A run trained on single exchanges (ChatbotData) gets none, whatever `context_turns`

@@ -25,7 +25,7 @@ import dataclasses
 from data_pipeline.context import SEP_TEXT
 from data_pipeline.examples import Example, earlier_turns, question_of
 from evaluation.likelihood import likelihood_scores
-from model.generation import served_settings
+from config import DecodingSettings
 
 CONDITIONS = ("real", "no_history", "no_persona", "no_context", "other_dialogue")
 
@@ -100,7 +100,7 @@ def character_probe(run, questions: list[str], name: str, run_replies=None) -> d
     from serving.replies import RunReplies
 
     run_replies = run_replies or RunReplies(run)
-    replies = list(run_replies.respond(questions, None, served_settings()).reply)
+    replies = list(run_replies.respond(questions, None, DecodingSettings()).reply)
     named = [name in reply for reply in replies]
     return {
         "name": name,

@@ -24,7 +24,7 @@ from data_pipeline.loading import load_dialogues
 from evaluation.likelihood import likelihood_scores
 from evaluation.reply_metrics import score_replies
 from evaluation.ssa import SSAScore, key, load_labels, ssa_score, unrated
-from model.generation import DecodingSettings, served_settings
+from config import DecodingSettings
 from serving.replies import RunReplies
 from model.run_files import load_run
 from run_directory import RunDirectory
@@ -32,15 +32,15 @@ from run_directory import RunDirectory
 # The strategies `evaluate.py --strategies` knows, by name: the served reply path's controls
 # (`serving/replies.py`); "retrieval" is the lookup alone (the most similar training key's response).
 RETRIEVAL = "retrieval"
-STRATEGIES = {
-    "greedy": served_settings(retrieval=False),
-    "beam": served_settings(strategy="beam", retrieval=False),
-    "top-p": served_settings(strategy="sample", top_p=0.9, seed=0, retrieval=False),
-    "greedy-plain": served_settings(no_repeat_ngram_size=0, retrieval=False),
-    "sample": served_settings(strategy="sample", seed=0, no_repeat_ngram_size=0, retrieval=False),
+EVALUATED_STRATEGIES = {
+    "greedy": DecodingSettings(retrieval=False),
+    "beam": DecodingSettings(strategy="beam", retrieval=False),
+    "top-p": DecodingSettings(strategy="sample", top_p=0.9, seed=0, retrieval=False),
+    "greedy-plain": DecodingSettings(no_repeat_ngram_size=0, retrieval=False),
+    "sample": DecodingSettings(strategy="sample", seed=0, no_repeat_ngram_size=0, retrieval=False),
     RETRIEVAL: None,
-    "hybrid": served_settings(),  # What serving_default answers.
-    "hybrid-beam": served_settings(strategy="beam"),
+    "hybrid": DecodingSettings(),  # What serving_default answers.
+    "hybrid-beam": DecodingSettings(strategy="beam"),
 }
 DEFAULT_STRATEGIES = ("retrieval", "greedy", "beam", "top-p", "hybrid")
 
@@ -133,9 +133,9 @@ def evaluate_run(run_dir: str | Path, data_path: str | None = None, strategies: 
                  spread: bool = False) -> Evaluation:
     """Replies of each strategy to the held-out examples, scored against the references (and by SSA
     ratings where `ssa_labels` files are given: the rated share and, over 90% rated, the SSA)."""
-    unknown = [s for s in strategies if s not in STRATEGIES]
+    unknown = [s for s in strategies if s not in EVALUATED_STRATEGIES]
     if unknown:
-        raise ConfigError(f"unknown strategies {unknown}; choose from {', '.join(sorted(STRATEGIES))}")
+        raise ConfigError(f"unknown strategies {unknown}; choose from {', '.join(sorted(EVALUATED_STRATEGIES))}")
     started = time.perf_counter()
     run = load_run(run_dir)
     examples, source = held_out_examples(run, data_path, limit, only_source, exclude_rated, spread)
@@ -147,7 +147,7 @@ def evaluate_run(run_dir: str | Path, data_path: str | None = None, strategies: 
     personas = [e.persona for e in examples]
     labels = load_labels(ssa_labels) if ssa_labels else None
     for name in strategies:
-        result = generate(replies, contexts, STRATEGIES[name], batch_size, personas)
+        result = generate(replies, contexts, EVALUATED_STRATEGIES[name], batch_size, personas)
         evaluation.strategies[name] = result
         evaluation.scores[name] = {
             **score_replies(result.replies, references, result.reply_tokens, result.ended).to_dict(),
@@ -160,7 +160,7 @@ def evaluate_run(run_dir: str | Path, data_path: str | None = None, strategies: 
             for row in unrated(contexts, result.replies, [e.source for e in examples], labels):
                 evaluation.unrated.setdefault(key(row["question"], row["reply"]), row)
         if probes:
-            answers = generate(replies, list(probes), STRATEGIES[name], batch_size).replies
+            answers = generate(replies, list(probes), EVALUATED_STRATEGIES[name], batch_size).replies
             for question, answer in zip(probes, answers):
                 evaluation.probes.setdefault(question, []).append(answer)
     evaluation.seconds = time.perf_counter() - started

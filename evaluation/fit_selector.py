@@ -70,13 +70,14 @@ def rated_questions(paths) -> dict[str, dict]:
 
 def feature_tables(run, questions: dict[str, dict], batch_size: int = 32) -> list[QuestionTable]:
     """The served candidates and the rated replies of each question, with the selector's features."""
-    from model.generation import served_settings
+    from config import DecodingSettings
     from serving.replies import RunReplies, decoded
 
-    functions, _, _ = RunReplies(run, retrieval=True).functions(served_settings())
+    functions = RunReplies(run, retrieval=True).functions(DecodingSettings()).functions
     strings = tf.TensorSpec([None], tf.string)
     table = tf.function(functions.candidate_table, input_signature=[
-        strings, strings, tf.TensorSpec([], tf.int32), tf.TensorSpec([], tf.int64), tf.TensorSpec([None, None], tf.string)])
+        strings, strings, tf.TensorSpec([], tf.int32), tf.TensorSpec([], tf.int64),
+        tf.TensorSpec([None, None], tf.string)], autograph=False)
     texts = list(questions)
     tables = []
     for start in range(0, len(texts), batch_size):

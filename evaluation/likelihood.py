@@ -16,8 +16,8 @@ from model.metrics import MaskedAccuracy, MaskedSparseCrossentropy, perplexity
 
 def likelihood_scores(model, tokenizer, examples: list[Example], data: DataConfig, batch_size: int = 64) -> dict:
     """{"loss", "perplexity", "token_accuracy"} of `examples` under `model`, packed as `data` says."""
-    dataset = make_dataset(examples, tokenizer, max_length=data.max_length, max_persona_length=data.max_persona_length,
-                           batch_size=batch_size, shuffle=False)
+    dataset = make_dataset(examples, tokenizer, sequence_length=data.sequence_length,
+                           max_persona_length=data.max_persona_length, batch_size=batch_size, shuffle=False)
     model.compile(
         optimizer=keras.optimizers.Adam(),  # Unused: evaluation only.
         loss=MaskedSparseCrossentropy(label_smoothing=0.0),

@@ -76,12 +76,12 @@ def rating_of(record: dict, where: str) -> Rating:
     return Rating(sensible, specific)
 
 
-def read_records(path: str | Path) -> list[tuple[str, dict]]:
-    """(where, record) for each non-empty line of a JSON-lines file; a `UserError` naming the bad line."""
+def json_lines(path: str | Path, what: str = "file") -> list[tuple[str, dict]]:
+    """(where, object) for each non-empty line of a JSON-lines file; a `UserError` naming a bad line."""
     try:
         lines = Path(path).read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError) as error:
-        raise UserError(f"{path}: cannot read: {error}") from error
+        raise UserError(f"{path}: cannot read the {what}: {error}") from error
     records = []
     for number, line in enumerate(lines, 1):
         if not line.strip():
@@ -91,9 +91,18 @@ def read_records(path: str | Path) -> list[tuple[str, dict]]:
             record = json.loads(line)
         except json.JSONDecodeError as error:
             raise UserError(f"{where}: not JSON ({error.msg})") from error
-        if not isinstance(record, dict) or not all(isinstance(record.get(f), str) for f in ("question", "reply")):
-            raise UserError(f"{where}: needs text fields 'question' and 'reply'")
+        if not isinstance(record, dict):
+            raise UserError(f"{where}: expected a JSON object")
         records.append((where, record))
+    return records
+
+
+def read_records(path: str | Path) -> list[tuple[str, dict]]:
+    """(where, record) for each rated (question, reply) line of a label file or sheet."""
+    records = json_lines(path, "label file")
+    for where, record in records:
+        if not all(isinstance(record.get(f), str) for f in ("question", "reply")):
+            raise UserError(f"{where}: needs text fields 'question' and 'reply'")
     return records
 
 

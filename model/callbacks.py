@@ -1,7 +1,7 @@
 """Keras callbacks that make a run observable and resumable.
 
-- `SampleReplies`: greedy replies to fixed questions each epoch, printed and
-  written to TensorBoard as a text summary.
+- `SampleReplies`: the served reply to fixed questions each epoch (through the
+  `replies` callable `train` is given), printed and written to TensorBoard as text.
 - `Throughput`: seconds spent training (validation excluded) and non-padding
   tokens per second, added to the epoch logs (so TensorBoard and history get them).
 - `ResumeMonitors`: after `BackupAndRestore` has restored the weights, restores
@@ -17,31 +17,27 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import keras
 import pandas as pd
 import tensorflow as tf
 
-from config import DataConfig
-from model.generation import greedy_replies
-
 
 class SampleReplies(keras.callbacks.Callback):
-    def __init__(self, tokenizer, questions: list[str], log_dir: Path, max_reply_length: int = 30,
-                 persona: str = "", max_persona_length: int = DataConfig.max_persona_length):
+    """`replies(questions)` -> the replies the model would serve now (`serving.replies.TrainingReplies`)."""
+
+    def __init__(self, replies: Callable[[list[str]], list[str]], questions: list[str], log_dir: Path):
         super().__init__()
-        self.tokenizer = tokenizer
-        self.persona, self.max_persona_length = persona, max_persona_length  # The character's, if any.
+        self.replies = replies
         self.questions = list(questions)
-        self.max_reply_length = max_reply_length
         self.writer = tf.summary.create_file_writer(str(log_dir))
 
     def on_epoch_end(self, epoch, logs=None):
         if not self.questions:
             return
-        replies = greedy_replies(self.model, self.tokenizer, self.questions, self.max_reply_length,
-                                 [self.persona] * len(self.questions), self.max_persona_length)
+        replies = self.replies(self.questions)
         rows = ["| question | reply |", "|---|---|"]
         for question, reply in zip(self.questions, replies):
             rows.append(f"| {question} | {reply} |")

@@ -15,14 +15,14 @@ from config import END_ID, PAD_ID, START_ID
 from data_pipeline.context import as_ragged_ids
 
 
-def target_ids(tokenizer, replies: tf.Tensor, max_length: int) -> tuple[tf.Tensor, tf.Tensor]:
+def target_ids(tokenizer, replies: tf.Tensor, sequence_length: int) -> tuple[tf.Tensor, tf.Tensor]:
     """[N] replies -> (decoder inputs [N, T], targets [N, T]) int32, [PAD] after each row."""
-    ids = as_ragged_ids(tokenizer(replies))[:, :max_length]
+    ids = as_ragged_ids(tokenizer(replies))[:, :sequence_length]
     rows = tf.shape(replies)[0]
     start = tf.RaggedTensor.from_tensor(tf.fill([rows, 1], START_ID))
     end = tf.RaggedTensor.from_tensor(tf.fill([rows, 1], END_ID))
-    decoder_inputs = tf.concat([start, ids], axis=1)[:, :max_length]
-    targets = tf.concat([ids, end], axis=1)[:, :max_length]
+    decoder_inputs = tf.concat([start, ids], axis=1)[:, :sequence_length]
+    targets = tf.concat([ids, end], axis=1)[:, :sequence_length]
     return decoder_inputs.to_tensor(PAD_ID), targets.to_tensor(PAD_ID)
 
 
@@ -33,7 +33,7 @@ def candidate_log_likelihood(model, tokenizer, encoder_ids: tf.Tensor,
     Token counts include [END].
     """
     batch, count = tf.shape(candidates)[0], tf.shape(candidates)[1]
-    decoder_inputs, targets = target_ids(tokenizer, tf.reshape(candidates, [-1]), model.max_length)
+    decoder_inputs, targets = target_ids(tokenizer, tf.reshape(candidates, [-1]), model.sequence_length)
     encoder_outputs, encoder_mask = model.encode(encoder_ids)
     hidden = model.decode_hidden(decoder_inputs, tf.repeat(encoder_outputs, count, axis=0),
                                  tf.repeat(encoder_mask, count, axis=0))  # [B * C, T, D]

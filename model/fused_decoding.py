@@ -175,7 +175,7 @@ class Request(NamedTuple):
     cross: list  # Per layer: encoder keys and values [B, H, S, Dh].
     cross_mask: tf.Tensor  # [B, 1, 1, S] bool.
     embeddings: tf.Tensor  # [V, D], the tied token embedding.
-    positions: tf.Tensor  # [the model's max_length, D].
+    positions: tf.Tensor  # [the model's sequence_length, D].
     output_kernel: tf.Tensor  # [D, V].
 
 

@@ -19,18 +19,15 @@ the loop itself belongs to a keras-hub sampler (`GreedySampler`, `BeamSampler`,
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import keras_hub
 import numpy as np
 import tensorflow as tf
 
-from config import DataConfig, END_ID, PAD_ID, SEP_ID, START_ID, UNK_ID, ExportConfig, require
+from config import DataConfig, END_ID, PAD_ID, SEP_ID, START_ID, UNK_ID, DecodingSettings
 from data_pipeline.context import encoder_token_ids
 from model.compat import core_op_slice_update
 from model.fused_decoding import NEG_INF, FusedDecoder
 
-STRATEGIES = ("greedy", "beam", "sample")
 DECODERS = ("fused", "keras_hub", "full")  # See `generate_reply_ids`.
 # [PERSONA]/[USER]/[BOT] are not listed: in vocabularies older than them ids 5-7 are
 # ordinary pieces, and no training target contains them, so the model never learns to emit them.
@@ -39,38 +36,6 @@ NEVER_GENERATED = (PAD_ID, START_ID, UNK_ID, SEP_ID)
 # "( 웃음 )"). Punctuation that the training text writes attached is re-attached.
 _SPACE_BEFORE = r" ([.,!?~…)\]}%':;])"
 _SPACE_AFTER = r"([(\[{]) "
-
-
-@dataclass(frozen=True)
-class DecodingSettings:
-    """How to pick reply tokens. Every field is a Python value fixed when a graph is traced."""
-
-    strategy: str = "greedy"  # greedy | beam | sample
-    max_reply_length: int = ExportConfig.max_reply_length  # Reply tokens, [END] included.
-    num_beams: int = ExportConfig.num_beams
-    length_penalty: float = ExportConfig.length_penalty  # Beam: GNMT alpha; 0 ranks by log-probability alone.
-    temperature: float = 1.0
-    top_k: int = 0  # Sample: keep the k most likely tokens (0: all).
-    top_p: float = 1.0  # Sample: keep the smallest set with this much probability (1: all).
-    no_repeat_ngram_size: int = 0  # 0: off; n: never repeat an n-gram within a reply.
-    seed: int | None = None  # Sample: fixes the random draws (same seed, same replies).
-    stop_at_end: bool = True  # False: always run max_reply_length steps (benchmarks).
-    retrieval: bool = True  # The hybrid reply where the run has a retrieval index (`model/hybrid.py`).
-
-    def __post_init__(self):
-        require(self.strategy in STRATEGIES, "strategy", self.strategy, f"one of {', '.join(STRATEGIES)}")
-        require(self.max_reply_length >= 1, "max_reply_length", self.max_reply_length, ">= 1")
-        require(self.num_beams >= 1, "num_beams", self.num_beams, ">= 1")
-        require(self.no_repeat_ngram_size >= 0, "no_repeat_ngram_size", self.no_repeat_ngram_size, ">= 0 (0: off)")
-        require(0 < self.temperature < float("inf"), "temperature", self.temperature, "a finite number > 0")
-        require(0 < self.top_p <= 1, "top_p", self.top_p, "in (0, 1]")
-        require(self.top_k >= 0, "top_k", self.top_k, ">= 0 (0: no limit)")
-
-
-def served_settings(**changes) -> DecodingSettings:
-    """The settings the exported signatures decode with (`config.ExportConfig`), with `changes`."""
-    served = ExportConfig()
-    return DecodingSettings(**{"no_repeat_ngram_size": served.no_repeat_ngram_size, **changes})
 
 
 def restore_spacing(text: tf.Tensor) -> tf.Tensor:
@@ -131,7 +96,7 @@ def apply_controls(logits: tf.Tensor, prompt: tf.Tensor, index, no_repeat_ngram_
     return tf.where(finished_rows(prompt, index)[:, None], pad_only[None, :], logits)
 
 
-def encode_contexts(tokenizer, contexts: tf.Tensor, max_length: int, personas: tf.Tensor | None = None,
+def encode_contexts(tokenizer, contexts: tf.Tensor, sequence_length: int, personas: tf.Tensor | None = None,
                     max_persona_length: int = DataConfig.max_persona_length) -> tf.Tensor:
     """[B] contexts (and [B] personas, "" for none) -> [B, S] encoder ids, [PAD] after each row.
 
@@ -140,7 +105,7 @@ def encode_contexts(tokenizer, contexts: tf.Tensor, max_length: int, personas: t
     """
     if personas is None:
         personas = tf.fill(tf.shape(contexts), "")
-    ids = encoder_token_ids(tokenizer, personas, contexts, max_length, max_persona_length).to_tensor(PAD_ID)
+    ids = encoder_token_ids(tokenizer, personas, contexts, sequence_length, max_persona_length).to_tensor(PAD_ID)
     return tf.pad(ids, [[0, 0], [0, tf.maximum(1 - tf.shape(ids)[1], 0)]], constant_values=PAD_ID)
 
 
@@ -172,15 +137,6 @@ def reply_lengths(reply_ids: tf.Tensor) -> tf.Tensor:
     has_end = tf.reduce_any(reply_ids == END_ID, axis=-1)
     first_end = tf.argmax(is_end, axis=-1, output_type=tf.int32) + 1
     return tf.where(has_end, first_end, tf.shape(reply_ids)[-1])
-
-
-def decode_loop(next_fn, prompt, caches, settings: DecodingSettings, sampler) -> tf.Tensor:
-    """Run `sampler` from position 1 of `prompt` ([B, T], [START] first) -> reply ids [B, T - 1].
-
-    `next_fn(prompt, caches, index)` returns (logits [B, V] for position `index`, None, caches).
-    """
-    stop = [END_ID] if settings.stop_at_end else None
-    return finish_replies(sampler(next_fn, prompt, cache=caches, index=1, stop_token_ids=stop), settings)
 
 
 def finish_replies(output, settings: DecodingSettings) -> tf.Tensor:
@@ -230,7 +186,7 @@ class ReplyGenerator:
     def encode(self, contexts: list[str], personas: list[str] | None = None) -> tf.Tensor:
         """Contexts (and personas; default: this generator's) -> padded [B, S] encoder ids."""
         personas = [self.persona] * len(contexts) if personas is None else personas
-        return encode_contexts(self.tokenizer, tf.constant(contexts), self.model.max_length,
+        return encode_contexts(self.tokenizer, tf.constant(contexts), self.model.sequence_length,
                                tf.constant(personas, tf.string), self.max_persona_length)
 
     def generate_ids(self, encoder_ids, settings: DecodingSettings = DecodingSettings()) -> np.ndarray:
@@ -291,7 +247,7 @@ def generate_reply_ids(model, encoder_ids, sampler, max_reply_length, controlled
     `TransformerDecoder` step) or "full" (re-computes the whole prefix at every step);
     all three give the same tokens.
     """
-    length = tf.minimum(tf.cast(max_reply_length, tf.int32), model.max_length - 1) + 1  # [START] + reply.
+    length = tf.minimum(tf.cast(max_reply_length, tf.int32), model.sequence_length - 1) + 1  # [START] + reply.
     batch = tf.shape(encoder_ids)[0]
     encoder_outputs, encoder_mask = model.encode(encoder_ids)
     encoder_outputs = tf.repeat(encoder_outputs, beams, axis=0)  # Samplers repeat only prompt and cache.
@@ -353,11 +309,3 @@ def sampling_logits(logits, index, temperature, top_k, top_p, seed) -> tf.Tensor
     seeds = tf.stack([tf.cast(seed, tf.int32), tf.cast(index, tf.int32)])
     uniform = tf.random.stateless_uniform(tf.shape(logits), seeds, minval=1e-20, maxval=1.0)
     return logits - tf.math.log(-tf.math.log(uniform))
-
-
-def greedy_replies(model, tokenizer, contexts: list[str], max_reply_length: int = 30,
-                   personas: list[str] | None = None, max_persona_length: int = DataConfig.max_persona_length) -> list[str]:
-    """Greedy, cached replies (used for the sample replies printed during training)."""
-    generator = ReplyGenerator(model, tokenizer, max_persona_length=max_persona_length)
-    return generator.reply(contexts, DecodingSettings(max_reply_length=max_reply_length), personas)
-

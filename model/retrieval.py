@@ -37,6 +37,21 @@ BUCKETS = 2**18  # Hashed n-gram ids; ChatbotData's keys hold ~70k distinct 1-3-
 
 QUESTION_OF_KEY = r"^.*(\[PERSONA\] |\[SEP\] )"  # Everything up to the last persona or turn separator.
 
+# A message about the user (their own name, their introduction, naming their pet) rather than about the
+# bot: a first-person word and no second-person one, or asking how to name or do something. A
+# character's identity answers are not retrieved for it ("내 이름은 민지야" is no "이름이 뭐야?").
+_WORD_END = r"(\s|$|[.,!?~]|는|가|의|도|를|랑|한테|이|은|만)"
+FIRST_PERSON = r"(^|.*\s)(나|내|난|날|저|제|전|우리)" + _WORD_END + r".*"
+SECOND_PERSON = r"(^|.*\s)(너|넌|네|니|당신|너의|네가|니가)" + _WORD_END + r".*"
+ASKS_HOW = r".*(지을까|지어|짓지|어떻게 하지|어떻게 해야|어떻게 할까|뭐라고 하지|뭐라고 할까).*"
+
+
+def about_the_user(questions: tf.Tensor) -> tf.Tensor:
+    """[B] questions (no persona, no earlier turns) -> [B] bool: about the user, not about the bot."""
+    first = tf.strings.regex_full_match(questions, FIRST_PERSON)
+    second = tf.strings.regex_full_match(questions, SECOND_PERSON)
+    return (first & ~second) | tf.strings.regex_full_match(questions, ASKS_HOW)
+
 
 def question_texts(keys: tf.Tensor) -> tf.Tensor:
     """[B] keys -> [B] their questions: the last turn, without persona and earlier turns (RE2, greedy)."""
@@ -64,6 +79,20 @@ def _tfidf_rows(ids: list[np.ndarray], idf: np.ndarray) -> list[tuple[np.ndarray
         weights = counts * idf[features]
         rows.append((features, (weights / max(np.linalg.norm(weights), 1e-12)).astype(np.float32)))
     return rows
+
+
+def _without_other_personas(examples) -> list:
+    """In a character run, the examples spoken without a persona or with the character's own.
+
+    Other sources' persona-bound responses (XPersona's "난 초등학교 교사야") speak for their
+    dialogue's persona: retrieved for the character, they would be its life.
+    """
+    from data_pipeline.character import is_identity_source
+
+    own = {e.persona for e in examples if is_identity_source(e.source)}  # The character's persona, or "".
+    if not own:
+        return examples
+    return [e for e in examples if not e.persona or e.persona in own]
 
 
 def _not_shadowed(examples, threshold: float, buckets: int) -> list:
@@ -97,9 +126,10 @@ class RetrievalIndex(tf.Module):
         super().__init__(name="retrieval_index")
         # Keys with a persona or earlier turns are also matched by their question alone:
         # similarity = (1 - question_weight) * key cosine + question_weight * question cosine.
-        self.questions, self.question_weight = questions, float(question_weight if questions else 0.0)
+        self.questions, self.question_weight = questions, float(question_weight)
         self.shadowed = 0  # Examples left out because a character's identity pair shadows them (`build`).
-        self.built_with: tuple | None = None  # `build`'s (max_key_share, identity_shadow, question_weight).
+        self.other_personas_left_out = 0  # Examples spoken for another persona, left out in a character run.
+        self.built_with: tuple | None = None  # `build`'s settings, in the order of `BUILD_SETTINGS`.
         self.keys = list(keys)
         self.size = len(self.keys)
         self.buckets = int(len(idf))
@@ -108,11 +138,15 @@ class RetrievalIndex(tf.Module):
         self.postings_splits = tf.Variable(np.asarray(postings_splits, np.int64), trainable=False, name="splits")
         self.postings_rows = tf.Variable(np.asarray(postings_rows, np.int32), trainable=False, name="rows")
         self.postings_values = tf.Variable(np.asarray(postings_values, np.float32), trainable=False, name="values")
+        # [N] bool: rows answering a character's identity question, held back from messages `about_the_user`.
+        self.identity_rows = tf.Variable(np.zeros(self.size, bool), trainable=False, name="identity_rows")
+        self.holds_identity = False  # Whether any row is one (`identity_when_asked`); otherwise nothing to hold back.
 
     # -- building ------------------------------------------------------------
     @classmethod
     def build(cls, examples, buckets: int = BUCKETS, max_key_share: float = 1.0,
-              identity_shadow: float = 1.0, question_weight: float = 0.0) -> "RetrievalIndex":
+              identity_shadow: float = 1.0, question_weight: float = 0.0,
+              other_personas: bool = True, identity_when_asked: bool = False) -> "RetrievalIndex":
         """From training examples (`data_pipeline.examples.Example`); duplicates are kept once.
 
         `max_key_share` < 1 leaves out the postings of n-grams found in more than that
@@ -124,16 +158,27 @@ class RetrievalIndex(tf.Module):
         question, without the persona) is at least `identity_shadow` similar to an identity question:
         ChatbotData's "넌 누구냐? -> 저는 위로봇입니다." must not answer for the character.
 
+        `other_personas` false leaves out, in a character run (one with identity pairs), the
+        examples spoken for a persona other than the character's (`_without_other_personas`).
+
+        `identity_when_asked` marks the rows of a character's identity pairs, which `similarities`
+        then holds back from messages about the user (`about_the_user`).
+
         `question_weight` > 0 also indexes each key's question (`question_texts`) and mixes its
         cosine in: a persona shared by many dialogues otherwise outweighs what was asked.
-        Where every key is its own question (single-turn data without persona) there is
-        nothing to add and the index holds the keys only.
+        Where every key is its own question (single-turn data without persona) the index holds the
+        keys only and a query's question is matched against them (`similarities`).
         """
         examples = list(examples)
-        kept = _not_shadowed(examples, identity_shadow, buckets)
-        pairs = list(dict.fromkeys(
-            (e.persona + " [PERSONA] " + e.context if e.persona else e.context, e.response) for e in kept
-        ))
+        voiced = examples if other_personas else _without_other_personas(examples)
+        kept = _not_shadowed(voiced, identity_shadow, buckets)
+        from data_pipeline.character import is_identity_source
+
+        def pair_of(e):
+            return (e.persona + " [PERSONA] " + e.context if e.persona else e.context, e.response)
+
+        pairs = list(dict.fromkeys(pair_of(e) for e in kept))
+        identity = {pair_of(e) for e in kept if is_identity_source(e.source)} if identity_when_asked else set()
         if not pairs:
             raise ValueError("cannot build a retrieval index from no examples")
         keys = [k for k, _ in pairs]
@@ -141,10 +186,18 @@ class RetrievalIndex(tf.Module):
         questions = [q.decode("utf-8") for q in question_texts(tf.constant(keys)).numpy()]  # As queries get them.
         if question_weight > 0 and questions != keys:
             index.questions = cls._from_pairs(questions, [], buckets, max_key_share)
-            index.question_weight = float(question_weight)
-        index.shadowed = len(examples) - len(kept)
-        index.built_with = (max_key_share, identity_shadow, question_weight)
+        index.question_weight = float(question_weight)
+        index.mark_identity([pair in identity for pair in pairs])
+        index.shadowed = len(voiced) - len(kept)
+        index.other_personas_left_out = len(examples) - len(voiced)
+        index.built_with = (max_key_share, identity_shadow, question_weight, float(other_personas),
+                            float(identity_when_asked))
         return index
+
+    def mark_identity(self, rows) -> None:
+        """[N] bool: which rows answer a character's identity question."""
+        self.identity_rows.assign(np.asarray(rows, bool))
+        self.holds_identity = bool(np.any(rows))
 
     @classmethod
     def for_run(cls, examples, settings) -> "RetrievalIndex":
@@ -178,6 +231,7 @@ class RetrievalIndex(tf.Module):
             idf=self.idf.numpy(), postings_splits=self.postings_splits.numpy(),
             postings_rows=self.postings_rows.numpy(), postings_values=self.postings_values.numpy(),
             built_with=np.array(self.built_with if self.built_with else [], np.float64), shadowed=self.shadowed,
+            other_personas_left_out=self.other_personas_left_out, identity_rows=self.identity_rows.numpy(),
             question_weight=self.question_weight, **self._question_arrays(),
         )
 
@@ -201,6 +255,9 @@ class RetrievalIndex(tf.Module):
             if "built_with" in saved and saved["built_with"].size:
                 index.built_with = tuple(float(v) for v in saved["built_with"])
                 index.shadowed = int(saved["shadowed"])
+                index.other_personas_left_out = int(saved.get("other_personas_left_out", 0))
+            if "identity_rows" in saved:
+                index.mark_identity(saved["identity_rows"])
         return index
 
     def nbytes(self) -> int:
@@ -211,12 +268,25 @@ class RetrievalIndex(tf.Module):
 
     # -- searching (graph-safe) -------------------------------------------------
     def similarities(self, keys: tf.Tensor) -> tf.Tensor:
-        """[B] key texts -> [B, N] similarity to every indexed key (cosines; mixed with the questions')."""
+        """[B] key texts -> [B, N] similarity to every indexed key (cosines; mixed with the questions').
+
+        With `question_weight`, a query's question alone is also matched: against the keys' questions,
+        or, where every key is its own question, against the keys themselves (a query with earlier
+        turns then still finds the single questions it asks; one without gets the plain cosine).
+        """
         scores = self._cosines(keys)
-        if self.questions is None:
-            return scores
-        question_scores = self.questions._cosines(question_texts(keys))
-        return (1.0 - self.question_weight) * scores + self.question_weight * question_scores
+        questions = question_texts(keys)
+        if self.question_weight:
+            if self.questions is not None:
+                question_scores = self.questions._cosines(questions)
+            else:
+                question_scores = tf.cond(tf.reduce_all(tf.equal(questions, keys)), lambda: scores,
+                                          lambda: self._cosines(questions))
+            scores = (1.0 - self.question_weight) * scores + self.question_weight * question_scores
+        if self.holds_identity:  # Identity answers only where the bot is asked about: never the most similar.
+            held = about_the_user(questions)[:, None] & tf.convert_to_tensor(self.identity_rows)[None, :]
+            scores = tf.where(held, scores - 2.0, scores)
+        return scores
 
     def _cosines(self, keys: tf.Tensor) -> tf.Tensor:
         """[B] texts -> [B, N] TF-IDF cosine to every row of this matrix."""
@@ -251,21 +321,21 @@ class RetrievalIndex(tf.Module):
 
 
 # The `config.RetrievalConfig` fields `RetrievalIndex.build` takes, in the order of its `built_with`.
-BUILD_SETTINGS = ("max_key_share", "identity_shadow", "question_weight")
+BUILD_SETTINGS = ("max_key_share", "identity_shadow", "question_weight", "other_personas", "identity_when_asked")
 
 
 def settings_of(settings) -> tuple:
     """A `config.RetrievalConfig`'s build settings as the `built_with` tuple of an index built with them."""
-    return tuple(getattr(settings, name) for name in BUILD_SETTINGS)
+    return tuple(float(getattr(settings, name)) for name in BUILD_SETTINGS)
 
 
 def run_index(run_dir: str | Path, settings=None) -> RetrievalIndex:
     """The run's index (its `retrieval_index.npz`), built from its training split when missing.
 
-    `settings` is the run's `config.RetrievalConfig` (`max_key_share`, `identity_shadow`,
-    `question_weight`; see `RetrievalIndex.build`). An index saved under other settings, or before they existed, is
-    rebuilt from `data/train.jsonl`, the split the run trained on, so no validation example is
-    ever indexed and every reply path searches the index the settings describe.
+    `settings` is the run's `config.RetrievalConfig` (`BUILD_SETTINGS`; see `RetrievalIndex.build`).
+    An index saved under other settings, or before they existed, is rebuilt from `data/train.jsonl`,
+    the split the run trained on, so no validation example is ever indexed and every reply path
+    searches the index the settings describe.
     """
     from config import RetrievalConfig
     from data_pipeline.examples import load_examples

@@ -8,7 +8,7 @@ from pathlib import Path
 import keras
 
 from config import Config, load_config
-from data_pipeline.loading import history_turns, run_persona
+from data_pipeline.loading import run_context_turns, run_persona
 from data_pipeline.vocab import load_vocabulary, make_tokenizer
 from errors import RunNotFound
 from run_directory import RunDirectory
@@ -22,7 +22,7 @@ class TrainedRun:
     tokenizer: object
     run_dir: Path
     persona: str = ""  # The character's persona text, given to every conversation; "" for none.
-    history_turns: int = 0  # Earlier turns sent with each question (see `loading.history_turns`).
+    context_turns: int = 0  # Earlier turns sent with each question (see `loading.run_context_turns`).
 
     def generator(self, decoder: str = "fused"):
         """A `ReplyGenerator` speaking with this run's persona (`decoder`: see `ReplyGenerator`)."""
@@ -43,9 +43,9 @@ def load_run(run_dir: str | Path) -> TrainedRun:
     elif run.best_weights.exists():
         from model.transformer import build_model
 
-        model = build_model(config.model, tokenizer.vocabulary_size(), config.data.max_length)
+        model = build_model(config.model, tokenizer.vocabulary_size(), config.data.sequence_length)
         model.load_weights(run.best_weights)
     else:
         raise RunNotFound(f"{run} has no {run.model.name} or {run.best_weights.relative_to(run.root)} yet")
     return TrainedRun(config, model, tokenizer, run.root, run_persona(run.root, config.data),
-                      history_turns(run.root, config.data.context_turns))
+                      run_context_turns(run.root, config.data.context_turns))

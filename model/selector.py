@@ -4,8 +4,9 @@ Per question (or conversation) the served graph forms candidates (`serving/signa
 the `selector.retrieved` nearest training responses, the generated reply (the request's
 strategy) and `selector.samples` sampled replies (Meena's sample-and-rank). Each gets the
 features below, and the reply is the candidate with the highest `weights . features`
-(`SelectorConfig`), never an empty one and never one the conversation already heard
-from the bot while another candidate is left.
+(`SelectorConfig`), never an empty one, never one the conversation already heard from the
+bot, and never a character's self-introduction to a message about the user
+(`introduces`, `model.retrieval.about_the_user`) while another candidate is left.
 
     similarity   the retrieved key's TF-IDF cosine to the query (0 for generated replies)
     generated    1 for a generated or sampled reply, 0 for a retrieved training response
@@ -21,6 +22,7 @@ cross-validated over questions). Graph-safe, core ops only.
 
 from __future__ import annotations
 
+import re
 from typing import NamedTuple
 
 import numpy as np
@@ -65,14 +67,28 @@ def candidate_features(model, tokenizer, encoder_ids, prior_ids, candidates, sim
     return tf.stack([tf.cast(columns[name], tf.float32) for name in FEATURES], axis=-1)
 
 
-def choose(features, weights, candidates, earlier_replies=None) -> tf.Tensor:
+def introduces(texts: tf.Tensor, name: str) -> tf.Tensor:
+    """[...] texts -> [...] bool: the text introduces the character `name` ("저는 하루예요", "하루라고 불러 주세요").
+
+    The name next to a copula or a naming word, or after "I am" / "my name is": "오늘 하루 어땠어요?"
+    (하루, "a day") is no introduction.
+    """
+    name = re.escape(name)
+    after = rf".*{name}(예요|이에요|입니다|이야|야|라고|라는|라 ).*"
+    before = rf".*(저는|전|제 이름은|나는|난|내 이름은|이름은) ?{name}.*"
+    return tf.strings.regex_full_match(texts, after) | tf.strings.regex_full_match(texts, before)
+
+
+def choose(features, weights, candidates, earlier_replies=None, held=None) -> tf.Tensor:
     """[B] index of the best candidate by `features` [B, C, F] . `weights` [F].
 
-    Empty candidates, and those equal to one of `earlier_replies` [B, T] (the bot's earlier
-    turns, "" for none), are passed over while a row has any other.
+    Empty candidates, those equal to one of `earlier_replies` [B, T] (the bot's earlier
+    turns, "" for none) and those `held` [B, C] are passed over while a row has any other.
     """
     scores = tf.linalg.matvec(features, tf.cast(weights, tf.float32))
     blocked = tf.strings.length(tf.strings.strip(candidates)) == 0
+    if held is not None:
+        blocked |= held
     if earlier_replies is not None:
         said = tf.reduce_any(tf.equal(candidates[:, :, None], earlier_replies[:, None, :]) &
                              (tf.strings.length(earlier_replies)[:, None, :] > 0), axis=-1)

@@ -22,14 +22,14 @@ from config import Config, load_config
 from errors import UserError
 from run_directory import RunDirectory
 from data_pipeline.dataset import make_dataset, padding_stats
-from data_pipeline.loading import prepare_data
+from data_pipeline.loading import prepare_data, run_context_turns
 from model.callbacks import ResumeMonitors, SampleReplies, Throughput, ema_swaps, read_history, truncate_history
 from model.speed_probe import MachineSpeed
-from model.generation import greedy_replies
 from model.distribution import distribute_dataset_options, make_strategy, worker_run_dir
 from model.metrics import MaskedAccuracy, MaskedSparseCrossentropy, perplexity
 from model.precision import float32_model, policy_name, resolve_precision
 from model.retrieval import RetrievalIndex, save_atomically
+from model.run_files import TrainedRun
 from model.schedule import NoamSchedule
 from model.transformer import build_model
 
@@ -121,8 +121,14 @@ def prepare_new_or_resumed(config: Config, run_dir: Path):
         raise
 
 
-def train(config: Config, run_dir: str | Path) -> dict:
-    """Train (or resume, or report) the run in `run_dir`; return its metrics."""
+def train(config: Config, run_dir: str | Path, replies_for=None) -> dict:
+    """Train (or resume, or report) the run in `run_dir`; return its metrics.
+
+    `replies_for(run, training_model)` makes the callable that gives the sample replies
+    (`train.sample_questions` each epoch, five validation contexts in `metrics.json`):
+    `train.py` passes `serving.replies.TrainingReplies`, the served reply path, which
+    this layer does not import. None: no sample replies.
+    """
     strategy = make_strategy(config.train.strategy)
     run = RunDirectory(worker_run_dir(Path(run_dir)))  # Non-chief workers write a private copy.
     if run.metrics.exists():
@@ -142,23 +148,42 @@ def train(config: Config, run_dir: str | Path) -> dict:
     precision = resolve_precision(config.train.mixed_precision)
     print(f"Computing in {precision} (train.mixed_precision: {config.train.mixed_precision}).")
     with strategy.scope():  # The model's own policy (mixed_float16 also gets loss scaling from compile).
-        model = build_model(config.model, len(data.vocabulary), config.data.max_length, dtype=policy_name(precision))
+        model = build_model(config.model, len(data.vocabulary), config.data.sequence_length,
+                            dtype=policy_name(precision))
         compile_model(model, config, steps_per_epoch=train_padding.batches)
+    index = build_run_index(config, data.train, run)  # Before training: the sample replies retrieve.
+    replies = sample_replier(replies_for, model, config, data, run)
 
     epochs_done = _epochs_in_backup(run.backup)
     history = truncate_history(run.history, epochs_done)
     if epochs_done:
         print(f"Resuming {run} after epoch {epochs_done} (of at most {config.train.epochs}).")
-    callbacks = make_callbacks(config, data, run, history, train_padding.real_tokens)
+    callbacks = make_callbacks(config, run, history, train_padding.real_tokens, replies)
     started = time.perf_counter()
     model.fit(train_ds, validation_data=validation_ds, epochs=config.train.epochs, callbacks=callbacks, verbose=2)
     session_seconds = time.perf_counter() - started
-    return finish_run(model, config, data, validation_ds, run, session_seconds, train_padding, precision)
+    return finish_run(model, config, data, validation_ds, run, session_seconds, train_padding, precision, index,
+                      replies)
+
+
+def float32_copy(model, config: Config, vocabulary_size: int):
+    """The float32 model that a run saves and serves: `model` itself, or a rebuilt copy of its weights."""
+    return float32_model(model, lambda dtype: build_model(config.model, vocabulary_size, config.data.sequence_length,
+                                                          dtype=dtype))
+
+
+def sample_replier(replies_for, model, config: Config, data, run: RunDirectory):
+    """`replies_for` (see `train`) over this run's float32 model, tokenizer, persona and index; or None."""
+    if replies_for is None:
+        return None
+    served = TrainedRun(config, float32_copy(model, config, len(data.vocabulary)), data.tokenizer, run.root,
+                        data.persona, run_context_turns(run.root, config.data.context_turns))
+    return replies_for(served, model)
 
 
 def make_pipelines(config: Config, data):
     """(training, validation) datasets; only training shuffles and hides words."""
-    common = dict(max_length=config.data.max_length, max_persona_length=config.data.max_persona_length,
+    common = dict(sequence_length=config.data.sequence_length, max_persona_length=config.data.max_persona_length,
                   batch_size=config.train.batch_size)
     train_ds = make_dataset(
         data.train, data.tokenizer, shuffle=True, seed=config.train.seed,
@@ -167,7 +192,7 @@ def make_pipelines(config: Config, data):
     return train_ds, make_dataset(data.validation, data.tokenizer, shuffle=False, **common)
 
 
-def make_callbacks(config: Config, data, run: RunDirectory, history: list[dict], tokens_per_epoch: int) -> list:
+def make_callbacks(config: Config, run: RunDirectory, history: list[dict], tokens_per_epoch: int, replies) -> list:
     run.checkpoints.mkdir(exist_ok=True)
     monitor = config.train.monitor
     checkpoint = keras.callbacks.ModelCheckpoint(
@@ -187,8 +212,7 @@ def make_callbacks(config: Config, data, run: RunDirectory, history: list[dict],
         Throughput(tokens_per_epoch),
         MachineSpeed(),  # After Throughput: it divides the throughput by the machine's speed.
         *ema_in,
-        SampleReplies(data.tokenizer, config.train.sample_questions, run.logs / "samples",
-                      persona=data.persona, max_persona_length=config.data.max_persona_length),
+        *([SampleReplies(replies, config.train.sample_questions, run.logs / "samples")] if replies else []),
         keras.callbacks.TensorBoard(str(run.logs)),
         keras.callbacks.CSVLogger(str(run.history), append=True),
         checkpoint,
@@ -229,16 +253,15 @@ def build_run_index(config: Config, train_examples, run: RunDirectory) -> dict |
     index = RetrievalIndex.for_run(train_examples, config.retrieval)
     save_atomically(index, run.retrieval_index)
     return {"entries": index.size, "bytes": index.nbytes(), "postings": int(index.postings_rows.shape[0]),
-            "shadowed_by_identity": index.shadowed}
+            "shadowed_by_identity": index.shadowed, "other_personas_left_out": index.other_personas_left_out}
 
 
 def finish_run(model, config: Config, data, validation_ds, run: RunDirectory, session_seconds, train_padding,
-               precision: str) -> dict:
+               precision: str, index: dict | None, replies) -> dict:
     """Load the best weights, evaluate them in float32, save that model and write metrics.json (last)."""
     model.load_weights(str(run.best_weights))
     trained = model  # Report and save the float32 model that exports will serve.
-    model = float32_model(trained, lambda dtype: build_model(config.model, len(data.vocabulary),
-                                                            config.data.max_length, dtype=dtype))
+    model = float32_copy(trained, config, len(data.vocabulary))
     if model is not trained:
         compile_model(model, config)
         model.optimizer.build(model.trainable_variables)  # So that model.keras reloads without warnings.
@@ -247,11 +270,9 @@ def finish_run(model, config: Config, data, validation_ds, run: RunDirectory, se
     best_epoch = 1 + min(range(len(history)), key=lambda i: history[i][config.train.monitor])
     nll_per_character = _nll_per_character(results["perplexity"], validation_ds, data.validation)
     model.save(run.model)
-    samples = greedy_replies(model, data.tokenizer, [e.context for e in data.validation[:5]],
-                             personas=[e.persona for e in data.validation[:5]],
-                             max_persona_length=config.data.max_persona_length)
+    shown = data.validation[:5]  # Replied to by the best weights (`replies` reads the training model).
+    samples = replies([e.context for e in shown], [e.persona for e in shown]) if replies else []
     seconds = sum(r.get("train_seconds", 0.0) for r in history)
-    index = build_run_index(config, data.train, run)
     metrics = {
         "best_epoch": best_epoch,  # By `train.monitor`.
         "monitor": config.train.monitor,
@@ -268,10 +289,7 @@ def finish_run(model, config: Config, data, validation_ds, run: RunDirectory, se
         "precision": precision,  # What training computed in; the saved model is float32.
         "examples": {"train": len(data.train), "validation": len(data.validation)},
         "retrieval_index": index,
-        "sample_replies": [
-            {"context": e.context, "reference": e.response, "reply": r}
-            for e, r in zip(data.validation[:5], samples)
-        ],
+        "sample_replies": [{"context": e.context, "reference": e.response, "reply": r} for e, r in zip(shown, samples)],
     }
     tmp = run.metrics.with_name(run.metrics.name + ".tmp")
     tmp.write_text(json.dumps(metrics, ensure_ascii=False, indent=2), encoding="utf-8")

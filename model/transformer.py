@@ -27,7 +27,7 @@ class Seq2SeqTransformer(keras.Model):
 
     Args:
         vocabulary_size: number of WordPiece ids.
-        max_length: longest sequence the position embeddings cover.
+        sequence_length: longest sequence the position embeddings cover.
         num_layers: encoder layers and decoder layers (each).
         hidden_dim: model width (d_model).
         num_heads: attention heads.
@@ -39,7 +39,7 @@ class Seq2SeqTransformer(keras.Model):
     def __init__(
         self,
         vocabulary_size: int,
-        max_length: int,
+        sequence_length: int,
         num_layers: int = 2,
         hidden_dim: int = 512,
         num_heads: int = 4,
@@ -50,7 +50,7 @@ class Seq2SeqTransformer(keras.Model):
     ):
         super().__init__(**kwargs)
         self.vocabulary_size = vocabulary_size
-        self.max_length = max_length
+        self.sequence_length = sequence_length
         self.num_layers = num_layers
         self.hidden_dim = hidden_dim
         self.num_heads = num_heads
@@ -69,8 +69,9 @@ class Seq2SeqTransformer(keras.Model):
         # Sub-layers compute in the model's dtype policy (saved in its config), never in
         # whatever global policy happens to be set when a saved model is loaded.
         policy = self.dtype_policy
-        self.encoder_position = keras_hub.layers.PositionEmbedding(max_length, dtype=policy, name="encoder_position")
-        self.decoder_position = keras_hub.layers.PositionEmbedding(max_length, dtype=policy, name="decoder_position")
+        position = dict(sequence_length=sequence_length, dtype=policy)
+        self.encoder_position = keras_hub.layers.PositionEmbedding(name="encoder_position", **position)
+        self.decoder_position = keras_hub.layers.PositionEmbedding(name="decoder_position", **position)
         self.embedding_dropout = keras.layers.Dropout(dropout, dtype=policy, name="embedding_dropout")
         layer_args = dict(
             intermediate_dim=intermediate_dim,
@@ -120,11 +121,11 @@ class Seq2SeqTransformer(keras.Model):
             )
         return self.decoder_norm(x)
 
-    def empty_caches(self, batch_size, encoder_length, max_length=None):
+    def empty_caches(self, batch_size, encoder_length, cache_length=None):
         """Zeroed per-layer caches: self [B, 2, T, H, Dh] and cross [B, 2, S, H, Dh] attention."""
         head_dim = self.hidden_dim // self.num_heads
-        max_length = self.max_length if max_length is None else max_length
-        self_shape = (batch_size, 2, max_length, self.num_heads, head_dim)
+        cache_length = self.sequence_length if cache_length is None else cache_length
+        self_shape = (batch_size, 2, cache_length, self.num_heads, head_dim)
         cross_shape = (batch_size, 2, encoder_length, self.num_heads, head_dim)
         return (
             tuple(ops.zeros(self_shape, self.compute_dtype) for _ in self.decoder_layers),
@@ -182,7 +183,7 @@ class Seq2SeqTransformer(keras.Model):
         config.update(
             {
                 "vocabulary_size": self.vocabulary_size,
-                "max_length": self.max_length,
+                "sequence_length": self.sequence_length,
                 "num_layers": self.num_layers,
                 "hidden_dim": self.hidden_dim,
                 "num_heads": self.num_heads,
@@ -193,13 +194,20 @@ class Seq2SeqTransformer(keras.Model):
         )
         return config
 
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        if "max_length" in config:  # Models saved before the argument was named `sequence_length`.
+            config["sequence_length"] = config.pop("max_length")
+        return super().from_config(config)
 
-def build_model(model_config: ModelConfig, vocabulary_size: int, max_length: int,
+
+def build_model(model_config: ModelConfig, vocabulary_size: int, sequence_length: int,
                 dtype: str | None = None) -> Seq2SeqTransformer:
     """A built (weights created) model for the given configuration (`dtype`: a policy; None: the global one)."""
     model = Seq2SeqTransformer(
         vocabulary_size=vocabulary_size,
-        max_length=max_length,
+        sequence_length=sequence_length,
         num_layers=model_config.num_layers,
         hidden_dim=model_config.hidden_dim,
         num_heads=model_config.num_heads,

@@ -1,10 +1,11 @@
 """A conversation with the model: history, decoding settings and slash commands.
 
 `ChatSession.handle(line)` returns what to print: a reply, or a command's answer.
-It keeps the conversation's turns and hands them to a replier: `LocalReplies` (a run
-in this process through the served reply path, `serving/replies.py`: the latest turns
-the model was trained to see, formatted as in training, behind the run's character persona) or `serving.client.RemoteReplies` (a
-server's `chat` signature, which does the same inside the exported graph).
+It keeps the conversation's turns and hands them to a replier: `LocalReplies` (a run in
+this process, through the exported `chat` signature's own function, `serving/replies.py`) or
+`serving.client.RemoteReplies` (a server's `chat` signature). Either keeps the latest turns the
+model was trained to see, formatted as in training, behind the run's character persona, and
+never repeats a reply the bot gave earlier in the conversation while it has another.
 
 Commands: /reset, /quit, /settings, /help, /set NAME VALUE (any `DecodingSettings`
 field, e.g. `/set strategy sample`, `/set temperature 0.8`, `/set top_p 0.9`).
@@ -16,9 +17,9 @@ import dataclasses
 
 import yaml
 
-from data_pipeline.context import format_history
+from config import DecodingSettings
 from data_pipeline.sources import normalize_text
-from model.generation import DecodingSettings
+from serving.client import MAX_TURNS
 
 HELP = "commands: /reset  /quit  /settings  /set NAME VALUE  /help   (NAME: " + ", ".join(
     f.name for f in dataclasses.fields(DecodingSettings)
@@ -32,17 +33,15 @@ class QuitChat(Exception):
 class LocalReplies:
     """Replies in this process to a chat history (oldest turn first, the user's last).
 
-    `replies`: a `serving.replies.RunReplies` (the served reply path) or anything with
-    its `respond(contexts, personas, settings)`.
+    `replies`: a `serving.replies.RunReplies`, whose `chat` is the exported `chat` signature's
+    function; like `serving.client.RemoteReplies`, it sends the latest `MAX_TURNS` turns.
     """
 
-    def __init__(self, replies, history_turns: int = 0):
+    def __init__(self, replies):
         self.replies = replies
-        self.history_turns = history_turns  # Earlier turns sent with the question.
 
     def reply_to(self, history: list[str], settings: DecodingSettings) -> str:
-        context = format_history(history, self.history_turns)
-        return str(self.replies.respond([context], None, settings).reply[0])
+        return self.replies.chat([history[-MAX_TURNS:]], settings)[0]
 
 
 class ChatSession:

@@ -18,10 +18,13 @@ import urllib.request
 
 import numpy as np
 
-from config import ExportConfig
+from config import DecodingSettings
 
-CHAT_DEFAULTS = {"strategy": "greedy", "temperature": 1.0, "top_k": 0, "top_p": 1.0,
-                 "max_length": ExportConfig.max_reply_length, "seed": 0, "retrieval": True}
+_SERVED = DecodingSettings()  # The `chat` signature's inputs (the API's `max_length` is the reply's length).
+CHAT_DEFAULTS = {"strategy": _SERVED.strategy, "temperature": _SERVED.temperature, "top_k": _SERVED.top_k,
+                 "top_p": _SERVED.top_p, "max_length": _SERVED.max_reply_length, "seed": 0,
+                 "retrieval": _SERVED.retrieval}
+MAX_TURNS = 16  # The latest turns a chat client sends with each message (the graph keeps what its model saw).
 CHAT_DTYPES = {"temperature": np.float32, "top_k": np.int32, "top_p": np.float32, "max_length": np.int32, "seed": np.int64,
                "retrieval": np.bool_}
 
@@ -152,8 +155,6 @@ class RemoteReplies:
     draws a fresh one.
     """
 
-    FIXED_AT_EXPORT = ("num_beams", "length_penalty", "no_repeat_ngram_size")
-    MAX_TURNS = 16
 
     def __init__(self, client):
         self.client = client
@@ -163,7 +164,7 @@ class RemoteReplies:
 
         seed = settings.seed if settings.seed is not None else random.randrange(2**31)
         return self.client.chat(
-            [history[-self.MAX_TURNS:]], strategy=settings.strategy,
+            [history[-MAX_TURNS:]], strategy=settings.strategy,
             temperature=settings.temperature, top_k=settings.top_k, top_p=settings.top_p,
             max_length=settings.max_reply_length, seed=seed, retrieval=settings.retrieval,
         )[0]

@@ -30,7 +30,7 @@ from tensorflow_serving.apis import predict_pb2, prediction_log_pb2
 from config import Config
 from run_directory import ExportVersion, RunDirectory, versions
 from serving.client import chat_arrays
-from data_pipeline.loading import history_turns, run_character, run_persona
+from data_pipeline.loading import run_context_turns, run_character, run_persona
 from model.retrieval import run_index
 from serving.signatures import CHAT_SPECS, TEXT_SPEC, ServingFunctions
 
@@ -38,6 +38,7 @@ SERVING_DEFAULT = "serving_default"
 CHAT_SIGNATURE = "chat"
 RETRIEVE_SIGNATURE = "retrieve"
 CHARACTER_SIGNATURE = "character"
+SETTINGS_SIGNATURE = "settings"
 
 
 def graph_op_types(saved_model_dir: Path) -> set[str]:
@@ -63,11 +64,11 @@ def export_model(model, tokenizer, config: Config, run_dir: Path | None = None,
         if run_dir is None:
             persona, turns, index, character = "", config.data.context_turns, None, None
         else:  # What the run's model was trained to see: its character, its number of earlier turns.
-            persona, turns = run_persona(run_dir, config.data), history_turns(run_dir, config.data.context_turns)
+            persona, turns = run_persona(run_dir, config.data), run_context_turns(run_dir, config.data.context_turns)
             index = run_index(run_dir, config.retrieval) if config.retrieval.enabled else None
             character = run_character(run_dir)
         lines = (character.name, character.greeting) if character else None
-        write_saved_model(model, tokenizer, config, staging, persona=persona, history_turns=turns, index=index,
+        write_saved_model(model, tokenizer, config, staging, persona=persona, context_turns=turns, index=index,
                           character_lines=lines)
         write_extras(staging, tokenizer, config, run_dir, with_retrieval=index is not None,
                      with_character=character is not None)
@@ -80,16 +81,16 @@ def export_model(model, tokenizer, config: Config, run_dir: Path | None = None,
 
 
 def write_saved_model(model, tokenizer, config: Config, path: Path, stop_at_end: bool = True,
-                      persona: str = "", history_turns: int | None = None, index=None,
+                      persona: str = "", context_turns: int | None = None, index=None,
                       character_lines: tuple[str, str] | None = None) -> None:
     """The SavedModel alone (`stop_at_end=False` only for latency benchmarks: fixed-length replies).
 
     `persona`: the character's persona text, packed before every request's turns;
-    `history_turns`: earlier turns the `chat` signature keeps (default `data.context_turns`);
+    `context_turns`: earlier turns the `chat` signature keeps (default `data.context_turns`);
     `index`: the run's `RetrievalIndex` (None: replies are generated only);
     `character_lines`: the character's (name, greeting), served by the `character` signature.
     """
-    turns = config.data.context_turns if history_turns is None else history_turns
+    turns = config.data.context_turns if context_turns is None else context_turns
     functions = ServingFunctions(model, tokenizer, turns, config.export, stop_at_end, persona=persona,
                                  max_persona_length=config.data.max_persona_length, index=index,
                                  retrieval=config.retrieval, character_lines=character_lines,
@@ -100,6 +101,7 @@ def write_saved_model(model, tokenizer, config: Config, path: Path, stop_at_end:
     archive.track(functions.decoder)
     archive.add_endpoint(SERVING_DEFAULT, functions.reply, input_signature=[TEXT_SPEC])
     archive.add_endpoint(CHAT_SIGNATURE, functions.chat, input_signature=list(CHAT_SPECS))
+    archive.add_endpoint(SETTINGS_SIGNATURE, functions.decoding_settings, input_signature=[TEXT_SPEC])
     if index is not None:
         archive.track(index)
         archive.add_endpoint(RETRIEVE_SIGNATURE, functions.retrieve, input_signature=[TEXT_SPEC])
@@ -118,8 +120,8 @@ def write_extras(path: Path, tokenizer, config: Config, run_dir: Path | None, wi
     character = RunDirectory(run_dir).character if run_dir is not None else None
     if character is not None and character.exists():
         shutil.copyfile(character, version.character)
-    signatures = [SERVING_DEFAULT, CHAT_SIGNATURE] + ([RETRIEVE_SIGNATURE] if with_retrieval else []) + (
-        [CHARACTER_SIGNATURE] if with_character else [])
+    signatures = [SERVING_DEFAULT, CHAT_SIGNATURE, SETTINGS_SIGNATURE]
+    signatures += ([RETRIEVE_SIGNATURE] if with_retrieval else []) + ([CHARACTER_SIGNATURE] if with_character else [])
     provenance = {"run_dir": str(run_dir) if run_dir else None, "signatures": signatures}
     version.export_record.write_text(json.dumps(provenance, indent=2), encoding="utf-8")
     with tf.io.TFRecordWriter(str(version.warmup_requests)) as writer:

@@ -12,22 +12,29 @@ functions built for them.
     replies = RunReplies(load_run("runs/seed"))
     replies.respond(["배고파"], None, DecodingSettings())   # packed contexts -> `Selection`
     replies.lookup(["배고파"])                               # the retrieval anchor
+    replies.chat([["안녕", "안녕하세요", "배고파"]], DecodingSettings())  # histories -> replies (`chat`)
 
-(`serving/chat_session.LocalReplies` turns a chat history into the packed context.)
+`TrainingReplies` is the same path over a model that is still training: the sample
+replies `train.py` prints and writes to TensorBoard and `metrics.json`.
+(`serving/chat_session.LocalReplies` sends a chat session's history to `chat`.)
 """
 
 from __future__ import annotations
 
 import dataclasses
 import random
+from collections.abc import Callable
+from typing import NamedTuple
 
 import numpy as np
 import tensorflow as tf
 
+from config import DecodingSettings
+from data_pipeline.loading import run_character
 from errors import UserError
-from model.generation import DecodingSettings
 from model.hybrid import Selection
 from model.retrieval import run_index
+from serving.client import chat_arrays
 from serving.signatures import CHAT_SPECS, ServingFunctions
 
 
@@ -40,43 +47,93 @@ class RunReplies:
 
     def __init__(self, run, retrieval: bool | None = None):
         self.run = run
-        self.history_turns = run.history_turns  # Earlier turns sent with the question.
+        self.context_turns = run.context_turns  # Earlier turns sent with the question.
         enabled = run.config.retrieval.enabled if retrieval is None else retrieval
         self.index = run_index(run.run_dir, run.config.retrieval) if enabled else None
-        self._functions: dict[tuple, tuple] = {}
+        character = run_character(run.run_dir)  # As the export: its name is never an answer about the user.
+        self.character_lines = (character.name, character.greeting) if character else None
+        self._functions: dict[tuple, Compiled] = {}
 
-    def functions(self, settings: DecodingSettings):
-        """(ServingFunctions, compiled respond, compiled lookup) for the export-time fields of `settings`."""
+    def functions(self, settings: DecodingSettings) -> "Compiled":
+        """The export's graph functions for the export-time fields of `settings`, compiled once."""
         fixed = (settings.num_beams, settings.length_penalty, settings.no_repeat_ngram_size, settings.stop_at_end)
         if fixed not in self._functions:
             config = self.run.config
             export = dataclasses.replace(config.export, num_beams=fixed[0], length_penalty=fixed[1],
                                          no_repeat_ngram_size=fixed[2])
-            functions = ServingFunctions(self.run.model, self.run.tokenizer, self.history_turns, export, fixed[3],
+            functions = ServingFunctions(self.run.model, self.run.tokenizer, self.context_turns, export, fixed[3],
                                          persona=self.run.persona, max_persona_length=config.data.max_persona_length,
-                                         index=self.index, retrieval=config.retrieval, selector=config.selector)
+                                         index=self.index, retrieval=config.retrieval, selector=config.selector,
+                                         character_lines=self.character_lines)
             strings = tf.TensorSpec([None], tf.string)
+            # Traced as the export traces its endpoints (Keras' `ExportArchive`: no autograph).
             respond = tf.function(lambda c, p, *controls: _as_tuple(functions.respond(c, p, *controls)),
-                                  input_signature=[strings, strings, *CHAT_SPECS[1:]])
-            lookup = tf.function(functions.lookup, input_signature=[strings, strings]) if self.index else None
-            self._functions[fixed] = (functions, respond, lookup)
+                                  input_signature=[strings, strings, *CHAT_SPECS[1:]], autograph=False)
+            lookup = (tf.function(functions.lookup, input_signature=[strings, strings], autograph=False)
+                      if self.index else None)
+            chat = tf.function(functions.chat, input_signature=list(CHAT_SPECS), autograph=False)
+            self._functions[fixed] = Compiled(functions, respond, lookup, chat)
         return self._functions[fixed]
+
+    def refresh(self):
+        """Read the model's weights again (after it trained further): the fused decoder keeps copies."""
+        for compiled in self._functions.values():
+            compiled.functions.decoder.refresh()
 
     def respond(self, contexts: list[str], personas: list[str] | None, settings: DecodingSettings) -> Selection:
         """Packed contexts (as `Example.context`) and personas (None: the run's) -> a `Selection` of numpy arrays."""
-        _, respond, _ = self.functions(settings)
+        respond = self.functions(settings).respond
         personas = [self.run.persona] * len(contexts) if personas is None else personas
         reply, retrieved, similarity = respond(tf.constant(contexts, tf.string), tf.constant(personas, tf.string),
                                                *controls_of(settings))
         return Selection(np.array(decoded(reply), dtype=object), retrieved.numpy(), similarity.numpy())
 
+    def chat(self, histories: list[list[str]], settings: DecodingSettings) -> list[str]:
+        """Conversations (oldest turn first, the user's last) -> replies: the `chat` signature itself."""
+        controls = dict(zip(("strategy", "temperature", "top_k", "top_p", "max_length", "seed", "retrieval"),
+                            controls_of(settings)))
+        inputs = chat_arrays(histories)
+        return decoded(self.functions(settings).chat(tf.constant(inputs["history"].tolist(), tf.string), **controls)
+                       ["reply"])
+
     def lookup(self, contexts: list[str], personas: list[str] | None = None) -> list[str]:
         """The retrieval anchor: the response of the most similar training key."""
-        _, _, lookup = self.functions(DecodingSettings())
+        lookup = self.functions(DecodingSettings()).lookup
         if lookup is None:
             raise UserError(f"{self.run.run_dir} replies without retrieval (retrieval.enabled: false)")
         personas = [self.run.persona] * len(contexts) if personas is None else personas
         return decoded(lookup(tf.constant(contexts, tf.string), tf.constant(personas, tf.string)))
+
+
+class TrainingReplies:
+    """What an export of a training model's weights of this moment would reply (greedy, seed 0).
+
+    `run` is a `TrainedRun` whose model is a float32 copy of `training_model` (or the
+    model itself where it trains in float32): every call copies the training weights
+    in, refreshes the fused decoder and replies through `RunReplies`, so the graph
+    functions are traced once per run, not once per epoch. `model.training.train`
+    calls it for the sample replies of each epoch and of `metrics.json`.
+    """
+
+    def __init__(self, run, training_model):
+        self.training_model = training_model
+        self.replies = RunReplies(run)
+
+    def __call__(self, contexts: list[str], personas: list[str] | None = None) -> list[str]:
+        model = self.replies.run.model
+        if model is not self.training_model:
+            model.set_weights(self.training_model.get_weights())
+        self.replies.refresh()
+        return list(self.replies.respond(contexts, personas, DecodingSettings(seed=0)).reply)
+
+
+class Compiled(NamedTuple):
+    """`ServingFunctions` and its compiled respond (packed contexts), lookup and chat (histories) functions."""
+
+    functions: ServingFunctions
+    respond: Callable
+    lookup: Callable | None
+    chat: Callable
 
 
 def controls_of(settings: DecodingSettings) -> tuple[tf.Tensor, ...]:

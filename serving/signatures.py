@@ -1,6 +1,6 @@
 """The exported model's graph functions: text in, reply out, everything in between in the graph.
 
-Four signatures:
+Five signatures:
 
     serving_default(text [B] string) -> {"reply": [B] string}
         the selected reply (`model/selector.py`): the best by the selector of the k nearest
@@ -18,7 +18,11 @@ Four signatures:
     retrieve(text [B] string) -> {"responses": [B, k] string, "similarity": [B, k] float}
         the training responses of the k most similar training keys (the lookup);
     character(text [B] string) -> {"name": [B] string, "greeting": [B] string}
-        the run's character (exports of runs with one), for the chat page's title.
+        the run's character (exports of runs with one), for the chat page's title;
+    settings(text [B] string) -> {"strategy", "temperature", "top_k", "top_p", "max_length",
+                                  "retrieval", "num_beams", "length_penalty", "no_repeat_ngram_size": [B]}
+        the decoding defaults (`config.DecodingSettings` with the export's fixed fields),
+        from which the chat page fills its controls.
 
 All put the run's persona (the character's, when trained with `data.character_persona`)
 before the turns, as training did. An export of a run without a retrieval index
@@ -41,18 +45,17 @@ import keras_hub
 import tensorflow as tf
 import tensorflow_text as tf_text
 
-from config import DataConfig, ExportConfig, RetrievalConfig, SelectorConfig
+from config import DECODING_STRATEGIES, DataConfig, DecodingSettings, ExportConfig, RetrievalConfig, SelectorConfig
 from data_pipeline.context import history_to_context
 from model.compat import core_op_slice_update
 from model.fused_decoding import FusedDecoder
 from model.hybrid import Selection, threshold_selection
-from model.retrieval import key_texts
-from model.selector import Candidates, candidate_features, choose, response_frequencies
+from model.retrieval import about_the_user, key_texts, question_texts
+from model.selector import Candidates, candidate_features, choose, introduces, response_frequencies
 from model.generation import (
     apply_controls, best_beam, detokenize_replies, encode_contexts, generate_reply_ids, sampling_logits,
 )
 
-STRATEGIES = ("greedy", "beam", "sample")
 RETRIEVED_NEIGHBOURS = 8  # Responses the `retrieve` signature returns per question.
 TEXT_SPEC = tf.TensorSpec([None], tf.string, name="text")
 CHAT_SPECS = (
@@ -151,6 +154,25 @@ class ServingFunctions:
         name, greeting = self.character_lines
         return {"name": tf.fill(tf.shape(text), name), "greeting": tf.fill(tf.shape(text), greeting)}
 
+    def decoding_settings(self, text):
+        """settings: [B] anything -> the export's decoding defaults per row (the chat page's controls).
+
+        `config.DecodingSettings` with this export's fixed fields, named as the `chat`
+        inputs name them (`max_length`: the reply's tokens); `retrieval` is false where the
+        export has no index.
+        """
+        export = self.settings
+        served = DecodingSettings(max_reply_length=export.max_reply_length, num_beams=export.num_beams,
+                                  length_penalty=export.length_penalty,
+                                  no_repeat_ngram_size=export.no_repeat_ngram_size)
+        rows = tf.shape(text)
+        values = {"strategy": served.strategy, "temperature": float(served.temperature), "top_k": served.top_k,
+                  "top_p": float(served.top_p), "max_length": served.max_reply_length,
+                  "retrieval": served.retrieval and self.index is not None, "num_beams": served.num_beams,
+                  "length_penalty": float(served.length_penalty), "no_repeat_ngram_size": served.no_repeat_ngram_size}
+        return {name: tf.fill(rows, tf.constant(value, dtype=tf.float32 if isinstance(value, float) else None))
+                for name, value in values.items()}
+
     def retrieve(self, text):
         """retrieve: [B] questions -> the responses and similarities of the k nearest training keys."""
         contexts = normalized_questions(text)
@@ -194,7 +216,10 @@ class ServingFunctions:
         features = self.features(encoder_ids, personas, candidates)
         if earlier_replies is not None:
             earlier_replies = normalize_in_graph(earlier_replies)
-        choice = choose(features, self.selector.weights(), normalize_in_graph(candidates.texts), earlier_replies)
+        held = None
+        if self.character_lines is not None:  # No self-introduction to a message about the user.
+            held = about_the_user(question_texts(keys))[:, None] & introduces(candidates.texts, self.character_lines[0])
+        choice = choose(features, self.selector.weights(), normalize_in_graph(candidates.texts), earlier_replies, held)
         retrieved = tf.gather(candidates.generated, choice, batch_dims=1) == 0
         return Selection(tf.gather(candidates.texts, choice, batch_dims=1), retrieved, candidates.similarity[:, 0])
 
@@ -249,7 +274,7 @@ class ServingFunctions:
         return tf.fill(tf.shape(contexts), self.persona)
 
     def _encode(self, contexts, personas):
-        return encode_contexts(self.tokenizer, contexts, self.model.max_length, personas, self.max_persona_length)
+        return encode_contexts(self.tokenizer, contexts, self.model.sequence_length, personas, self.max_persona_length)
 
     # -- strategies: each returns reply ids [B, L] ---------------------------
     def _controlled(self, logits, prompt, index):
@@ -276,7 +301,7 @@ class ServingFunctions:
         return self._decode(encoder_ids, self.greedy, max_reply_length, perturbed)[:, 1:]
 
     def _generate(self, encoder_ids, strategy_index, temperature, top_k, top_p, max_reply_length, seed):
-        """[B] generated replies by the strategy of `strategy_index` (`STRATEGIES`)."""
+        """[B] generated replies by the strategy of `strategy_index` (`DECODING_STRATEGIES`)."""
         with core_op_slice_update():  # No Xla* ops in the graph (see model/compat.py).
             reply_ids = tf.switch_case(strategy_index, [
                 lambda: self._greedy(encoder_ids, max_reply_length),
@@ -295,9 +320,10 @@ class ServingFunctions:
 
     def _check_controls(self, strategy, temperature, top_k, top_p, max_reply_length):
         """The strategy's index; InvalidArgument naming the field for out-of-range controls."""
-        matches = tf.equal(tf.constant(STRATEGIES), strategy)
+        matches = tf.equal(tf.constant(DECODING_STRATEGIES), strategy)
         checks = [
-            tf.debugging.assert_equal(tf.reduce_any(matches), True, message=f"strategy must be one of {STRATEGIES}"),
+            tf.debugging.assert_equal(tf.reduce_any(matches), True,
+                                      message=f"strategy must be one of {DECODING_STRATEGIES}"),
             tf.debugging.assert_equal(tf.math.is_finite(temperature), True, message="temperature must be finite"),
             tf.debugging.assert_equal(tf.math.is_finite(top_p), True, message="top_p must be finite"),
             tf.debugging.assert_positive(temperature, message="temperature must be > 0"),

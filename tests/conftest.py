@@ -85,12 +85,13 @@ def real_run(tmp_path_factory, chatbot_csv):
     """
     from config import build_config
     from model.training import train
+    from serving.replies import TrainingReplies
 
     run_dir = tmp_path_factory.mktemp("runs") / "tiny"
     config = build_config(
         "tiny", overrides={"data": {"sources": [str(chatbot_csv)]}, "train": {"epochs": 8, "label_smoothing": 0.0}}
     )
-    return run_dir, train(config, run_dir)
+    return run_dir, train(config, run_dir, replies_for=TrainingReplies)  # As train.py.
 
 
 @pytest.fixture(scope="session")
@@ -108,7 +109,7 @@ def persona_run(tmp_path_factory):
     run_dir = tmp_path_factory.mktemp("runs") / "persona"
     config = build_config("tiny", overrides={
         "data": {"sources": [f"{XPERSONA}@2", str(AIHUB_SAMPLE)], "character": str(HARU), "character_persona": True,
-                 "max_length": 64},
+                 "sequence_length": 64},
         "train": {"epochs": 4, "label_smoothing": 0.0, "warmup_steps": 150},
     })
     return run_dir, train(config, run_dir)
@@ -122,12 +123,14 @@ def write_bytes(tmp_path: Path, name: str, data: bytes) -> Path:
 
 @pytest.fixture(scope="session")
 def exported(real_run, tmp_path_factory):
-    """The tiny real run exported for TF Serving: (model base path, version 1 directory)."""
-    from serving.export import export_run
-
+    """The tiny real run exported by `export.py`, as a user exports: (model base path, version 1 directory,
+    the command's standard output)."""
     base_dir = tmp_path_factory.mktemp("saved_models")
-    version_dir = export_run(real_run[0], base_dir=base_dir)
-    return version_dir.parent, version_dir
+    process = subprocess.run([sys.executable, str(ROOT / "export.py"), "--run-dir", str(real_run[0]),
+                              "--base-dir", str(base_dir)], capture_output=True, text=True, timeout=600)
+    assert process.returncode == 0, process.stderr[-3000:]
+    version_dir = base_dir / "chatbot" / "1"
+    return version_dir.parent, version_dir, process.stdout
 
 
 @pytest.fixture(scope="session")

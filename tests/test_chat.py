@@ -6,45 +6,44 @@ import sys
 import pytest
 
 from conftest import ROOT
+from config import DecodingSettings
 from serving.chat_session import ChatSession, LocalReplies, QuitChat
-from model.generation import DecodingSettings
-from model.hybrid import Selection
+from serving.client import MAX_TURNS
 
 
-class EchoGenerator:
-    """Replies with what it was given (as `RunReplies.respond` would), so tests can see the context sent."""
+class EchoReplies:
+    """Replies with the history it was given (as `RunReplies.chat` would reply), so tests can see it."""
 
     def __init__(self):
         self.calls = []
 
-    def respond(self, contexts, personas, settings):
-        self.calls.append((contexts, settings))
-        return Selection(reply=[f"<{contexts[0]}>"], retrieved=None, similarity=None)
+    def chat(self, histories, settings):
+        self.calls.append((histories, settings))
+        return [f"<{len(histories[0])}>"]
 
 
-def test_history_window_speaker_marks_and_reset():
-    generator = EchoGenerator()
-    session = ChatSession(LocalReplies(generator, history_turns=2))
-    assert session.handle("안녕") == "<안녕>"
+def test_the_session_sends_its_history_with_its_own_replies_and_reset_clears_it():
+    replies = EchoReplies()
+    session = ChatSession(LocalReplies(replies))
+    assert session.handle("안녕") == "<1>"
     session.handle("  뭐 해?  ")
-    assert generator.calls[-1][0] == ["[USER] 안녕 [SEP] [BOT] <안녕> [SEP] 뭐 해?"]
-    session.handle("셋")
-    assert generator.calls[-1][0][0].startswith("[USER] 뭐 해? [SEP] [BOT] ")  # Two earlier turns at most.
+    assert replies.calls[-1][0] == [["안녕", "<1>", "뭐 해?"]]  # Normalised; the bot's reply kept.
     assert session.handle("/reset") == "(conversation cleared)"
     session.handle("다시")
-    assert generator.calls[-1][0] == ["다시"]
+    assert replies.calls[-1][0] == [["다시"]]
 
 
-def test_single_turn_model_sees_only_the_question():
-    generator = EchoGenerator()
-    session = ChatSession(LocalReplies(generator, history_turns=0))
-    session.handle("하나")
-    session.handle("둘")
-    assert generator.calls[-1][0] == ["둘"]
+def test_a_long_conversation_sends_its_latest_turns():
+    replies = EchoReplies()
+    session = ChatSession(LocalReplies(replies))
+    for number in range(12):
+        session.handle(f"질문 {number}")
+    sent = replies.calls[-1][0][0]
+    assert len(session.history) == 24 and sent == session.history[:-1][-MAX_TURNS:] and sent[-1] == "질문 11"
 
 
 def test_set_command_changes_settings_and_checks_them():
-    session = ChatSession(LocalReplies(EchoGenerator()))
+    session = ChatSession(LocalReplies(EchoReplies()))
     assert session.handle("/set temperature 0.8") == "temperature = 0.8"
     assert session.handle("/set strategy sample") == "strategy = 'sample'"
     assert session.settings == DecodingSettings(strategy="sample", temperature=0.8)

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import sync_playwright
 
+from config import DecodingSettings
 from conftest import ROOT, free_port, start_server
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -92,6 +93,15 @@ def test_the_page_shows_the_character_greeting_and_version(page):
     assert page.get_attribute("#messages", "aria-live") == "polite"  # New replies are announced.
     for control in ("input", "strategy", "temperature", "top_k", "top_p", "max_length", "seed", "retrieval"):
         assert page.evaluate(f"document.getElementById('{control}').labels.length") == 1, control
+
+
+def test_the_controls_start_at_the_exports_decoding_defaults(page):
+    served = DecodingSettings()  # The test export keeps the default export settings.
+    shown = {control: page.input_value(f"#{control}") for control in ("strategy", "temperature", "top_k", "top_p",
+                                                                       "max_length")}
+    assert shown == {"strategy": served.strategy, "temperature": "1", "top_k": str(served.top_k), "top_p": "1",
+                     "max_length": str(served.max_reply_length)}
+    assert page.is_checked("#retrieval")
 
 
 def test_korean_typed_through_the_ime_is_sent_once_with_its_last_syllable(page):

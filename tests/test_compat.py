@@ -8,7 +8,8 @@ import tensorflow as tf
 from config import build_config
 from model import compat
 from model.compat import core_op_slice_update, decoder_layer_parts, strided_slice_update
-from model.generation import DecodingSettings, ReplyGenerator
+from config import DecodingSettings
+from model.generation import ReplyGenerator
 from model.transformer import build_model
 
 
@@ -63,7 +64,7 @@ class FakeTokenizer:
 
 
 def test_decoding_graphs_have_no_xla_ops():
-    model = build_model(build_config("tiny").model, vocabulary_size=40, max_length=16)
+    model = build_model(build_config("tiny").model, vocabulary_size=40, sequence_length=16)
     generator = ReplyGenerator(model, FakeTokenizer())
     for settings in (DecodingSettings(max_reply_length=6), DecodingSettings(strategy="beam", max_reply_length=6),
                      DecodingSettings(strategy="sample", top_p=0.9, seed=1, max_reply_length=6, no_repeat_ngram_size=2)):

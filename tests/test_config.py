@@ -41,7 +41,7 @@ def test_bad_keys_and_types_are_named():
 
 BAD_VALUES = [
     ("data", "validation_fraction", 1.0), ("data", "validation_fraction", float("nan")), ("data", "vocab_size", 10),
-    ("data", "max_length", 2), ("data", "context_turns", -1), ("data", "max_persona_length", -1),
+    ("data", "sequence_length", 2), ("data", "context_turns", -1), ("data", "max_persona_length", -1),
     ("data", "sources", ["ok.csv", " "]),
     ("model", "num_layers", 0), ("model", "hidden_dim", 510), ("model", "num_heads", 0), ("model", "dropout", 1.0),
     ("model", "intermediate_dim", 0),
@@ -93,6 +93,12 @@ def test_config_files_with_the_old_single_data_path_still_load(tmp_path):
     (tmp_path / "config.yaml").write_text("preset: tiny\ndata:\n  path: old.csv\n", encoding="utf-8")
     assert load_config(tmp_path / "config.yaml").data.sources == ["old.csv"]
     assert build_config("tiny", overrides={"data": {"path": None}}).data.sources == []
+
+
+def test_the_old_name_of_the_sequence_length_still_loads_and_overrides(tmp_path):
+    (tmp_path / "config.yaml").write_text("preset: tiny\ndata:\n  max_length: 96\n", encoding="utf-8")
+    assert load_config(tmp_path / "config.yaml").data.sequence_length == 96
+    assert build_config("seed", overrides=dotted_to_nested(["data.max_length=64"])).data.sequence_length == 64
 
 
 def test_runs_saved_before_ema_weight_decay_and_auto_precision_load_as_trained(tmp_path):

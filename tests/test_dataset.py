@@ -9,7 +9,7 @@ from data_pipeline.examples import Example, to_examples
 
 
 def batches(examples, tokenizer, **kwargs):
-    args = dict(max_length=40, batch_size=8, shuffle=False)
+    args = dict(sequence_length=40, batch_size=8, shuffle=False)
     args.update(kwargs)
     return list(make_dataset(examples, tokenizer, **args))
 
@@ -30,7 +30,7 @@ def test_contract_shift_by_one_and_special_tokens(tokenizer):
 def test_truncation_rule(tokenizer):
     long_context = " ".join(f"질문{i}" for i in range(60))
     long_response = " ".join(["대답"] * 60)
-    (inputs, targets), = batches([Example(long_context, long_response)], tokenizer, max_length=10)
+    (inputs, targets), = batches([Example(long_context, long_response)], tokenizer, sequence_length=10)
     encoder, decoder, targets = inputs["encoder_inputs"].numpy()[0], inputs["decoder_inputs"].numpy()[0], targets.numpy()[0]
     full_context = [int(i) for i in tokenizer(tf.constant([long_context]))[0]]
     assert list(encoder) == full_context[-10:]  # Context keeps its last tokens.
@@ -41,9 +41,9 @@ def test_truncation_rule(tokenizer):
 
 def test_bucketing_computes_little_padding(tokenizer, chatbot_dialogues):
     examples = to_examples(chatbot_dialogues[:2000])
-    bucketed = padding_stats(make_dataset(examples, tokenizer, max_length=40, batch_size=64, shuffle=True))
+    bucketed = padding_stats(make_dataset(examples, tokenizer, sequence_length=40, batch_size=64, shuffle=True))
     unbucketed = padding_stats(
-        make_dataset(examples, tokenizer, max_length=40, batch_size=64, shuffle=True, bucket_boundaries=())
+        make_dataset(examples, tokenizer, sequence_length=40, batch_size=64, shuffle=True, bucket_boundaries=())
     )
     assert bucketed.real_tokens == unbucketed.real_tokens  # Same examples, nothing lost.
     assert bucketed.padding_fraction < 0.35
@@ -54,15 +54,15 @@ def test_bucketing_computes_little_padding(tokenizer, chatbot_dialogues):
 
 def test_every_example_appears_once(tokenizer):
     examples = [Example(f"질문 {i}", f"대답 {i}") for i in range(100)]
-    stats = padding_stats(make_dataset(examples, tokenizer, max_length=40, batch_size=16, shuffle=True))
-    count = sum(int(b[0]["encoder_inputs"].shape[0]) for b in make_dataset(examples, tokenizer, max_length=40, batch_size=16, shuffle=True))
+    stats = padding_stats(make_dataset(examples, tokenizer, sequence_length=40, batch_size=16, shuffle=True))
+    count = sum(int(b[0]["encoder_inputs"].shape[0]) for b in make_dataset(examples, tokenizer, sequence_length=40, batch_size=16, shuffle=True))
     assert count == 100 and stats.batches >= 7
 
 
 def test_word_dropout_hides_inputs_not_targets(tokenizer, chatbot_dialogues):
     examples = to_examples(chatbot_dialogues[:300])
-    plain = list(make_dataset(examples, tokenizer, max_length=40, batch_size=300, shuffle=False, bucket_boundaries=()))
-    noisy = list(make_dataset(examples, tokenizer, max_length=40, batch_size=300, shuffle=False, bucket_boundaries=(),
+    plain = list(make_dataset(examples, tokenizer, sequence_length=40, batch_size=300, shuffle=False, bucket_boundaries=()))
+    noisy = list(make_dataset(examples, tokenizer, sequence_length=40, batch_size=300, shuffle=False, bucket_boundaries=(),
                               word_dropout_rate=0.3))
     (plain_inputs, plain_targets), = plain
     (noisy_inputs, noisy_targets), = noisy
@@ -79,9 +79,9 @@ def test_word_dropout_hides_inputs_not_targets(tokenizer, chatbot_dialogues):
 
 def test_weights_repeat_training_examples_with_fresh_draws_each_epoch(tokenizer):
     examples = [Example("하나", "둘", weight=3.0), Example("셋", "넷", weight=0.5)]
-    dataset = make_dataset(examples, tokenizer, max_length=16, batch_size=1, shuffle=True, seed=1)
+    dataset = make_dataset(examples, tokenizer, sequence_length=16, batch_size=1, shuffle=True, seed=1)
     per_epoch = [sum(1 for _ in dataset) for _ in range(40)]
     assert set(per_epoch) == {3, 4}  # Three copies always; the half-weighted example about every other epoch.
     assert 10 <= per_epoch.count(4) <= 30
     # Validation pipelines ignore weights: each example once.
-    assert sum(1 for _ in make_dataset(examples, tokenizer, max_length=16, batch_size=1, shuffle=False)) == 2
+    assert sum(1 for _ in make_dataset(examples, tokenizer, sequence_length=16, batch_size=1, shuffle=False)) == 2

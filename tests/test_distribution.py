@@ -86,7 +86,7 @@ def test_mixed_bfloat16_trains_with_float32_logits_and_loss():
     from model.transformer import build_model
 
     config = build_config("tiny", overrides={"model": {"hidden_dim": 32, "intermediate_dim": 64}})
-    model = build_model(config.model, vocabulary_size=50, max_length=12, dtype="mixed_bfloat16")
+    model = build_model(config.model, vocabulary_size=50, sequence_length=12, dtype="mixed_bfloat16")
     model.compile(optimizer=keras.optimizers.Adam(1e-2), loss=MaskedSparseCrossentropy())
     ids = np.array([[5, 6, 7, 0], [8, 9, 0, 0]], np.int32)
     inputs = {"encoder_inputs": ids, "decoder_inputs": ids}

@@ -11,7 +11,8 @@ import pytest
 import tensorflow as tf
 
 from conftest import ROOT
-from model.generation import DecodingSettings, ReplyGenerator
+from config import DecodingSettings
+from model.generation import ReplyGenerator
 from model.run_files import load_run
 from run_directory import versions
 from serving.chat_session import LocalReplies
@@ -27,7 +28,7 @@ TF_TEXT_OPS = {"NormalizeUTF8", "FastWordpieceTokenizeWithOffsets", "TFText>Fast
 
 
 def test_layout_and_extras(exported):
-    base, version_dir = exported
+    base, version_dir, _ = exported
     assert version_dir == base / "1" and versions(base) == [1]
     for name in ("saved_model.pb", "variables/variables.index", "assets.extra/vocab.txt", "assets.extra/config.yaml",
                  "assets.extra/tf_serving_warmup_requests"):
@@ -85,6 +86,21 @@ def in_memory(real_run):
 @pytest.fixture(scope="module")
 def run_replies(real_run):
     return RunReplies(load_run(real_run[0]))
+
+
+def test_the_settings_signature_gives_the_decoding_defaults_of_the_export(reloaded, real_run):
+    export = load_run(real_run[0]).config.export
+    served = {name: value.numpy().tolist() for name, value in reloaded.signatures["settings"](
+        text=tf.constant(["", "x"])).items()}
+    assert served == {
+        "strategy": [b"greedy"] * 2, "temperature": [1.0] * 2, "top_k": [0] * 2, "top_p": [1.0] * 2,
+        "max_length": [export.max_reply_length] * 2, "retrieval": [True] * 2, "num_beams": [export.num_beams] * 2,
+        "length_penalty": [pytest.approx(export.length_penalty)] * 2,
+        "no_repeat_ngram_size": [export.no_repeat_ngram_size] * 2,
+    }
+    assert DecodingSettings() == DecodingSettings(  # The export's defaults are the one settings object's.
+        max_reply_length=export.max_reply_length, num_beams=export.num_beams, length_penalty=export.length_penalty,
+        no_repeat_ngram_size=export.no_repeat_ngram_size)
 
 
 def chat(reloaded, history, **controls):
@@ -185,22 +201,25 @@ def test_versions_are_published_atomically_and_increase(tmp_path):
     assert versions(model_dir) == [1, 2]
 
 
-def test_export_cli(real_run, tmp_path):
-    process = subprocess.run([sys.executable, str(ROOT / "export.py"), "--run-dir", str(real_run[0]),
-                              "--base-dir", str(tmp_path), "--name", "friend"], capture_output=True, text=True, timeout=300)
-    assert process.returncode == 0, process.stderr[-2000:]
-    assert process.stdout.strip().splitlines()[-1] == str(tmp_path / "friend" / "1")
+def test_export_cli(exported, tmp_path):
+    _, version_dir, output = exported  # The fixture ran `export.py --run-dir RUN --base-dir DIR`.
+    assert output.strip().splitlines()[-1] == str(version_dir)
     missing = subprocess.run([sys.executable, str(ROOT / "export.py"), "--run-dir", str(tmp_path / "none")],
                              capture_output=True, text=True, timeout=120)
     assert missing.returncode == 2 and "not a run directory" in missing.stderr
+    run_dir = json.loads((version_dir / "assets.extra" / "export.json").read_text())["run_dir"]
+    renamed = subprocess.run([sys.executable, str(ROOT / "export.py"), "--run-dir", run_dir, "--base-dir",
+                              str(tmp_path), "--name", "a/b"], capture_output=True, text=True, timeout=120)
+    assert renamed.returncode == 2 and "export.name" in renamed.stderr  # --name reaches the configuration.
+    assert not (tmp_path / "a").exists()
 
 
 def test_export_carries_the_character_and_answers_with_its_persona_and_history(persona_run, persona_export):
     assert (persona_export / "assets.extra" / "character.yaml").read_bytes() == (
         persona_run[0] / "character.yaml").read_bytes()
     run = load_run(persona_run[0])
-    assert run.persona.startswith("내 이름은 하루야.") and run.history_turns == 3
-    local = LocalReplies(RunReplies(run), run.history_turns)
+    assert run.persona.startswith("내 이름은 하루야.") and run.context_turns == 3
+    local = LocalReplies(RunReplies(run))
     histories = [["너는 누구니?"], ["안녕", "안녕하세요", "오늘 뭐 했어?"],
                  ["하나", "둘", "셋", "넷", "다섯", "여섯", "나는 개를 키워. 너는?"]]
     greedy = DecodingSettings(max_reply_length=24, no_repeat_ngram_size=3)

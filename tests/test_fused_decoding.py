@@ -15,7 +15,7 @@ def randomized_model(normalize_first: bool, seed: int = 0):
     keras.utils.set_random_seed(seed)
     config = build_config("tiny").model
     config.normalize_first = normalize_first
-    model = build_model(config, vocabulary_size=50, max_length=16)
+    model = build_model(config, vocabulary_size=50, sequence_length=16)
     rng = np.random.default_rng(seed)
     for variable in model.weights:
         variable.assign(rng.normal(0.0, 0.3, variable.shape).astype("float32"))

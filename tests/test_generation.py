@@ -6,10 +6,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from config import END_ID, PAD_ID, START_ID, build_config
-from model.generation import (
-    DecodingSettings, ReplyGenerator, apply_controls, decode_loop, make_sampler, restore_spacing,
-)
+from config import END_ID, PAD_ID, START_ID, DecodingSettings, build_config
+from model.generation import ReplyGenerator, apply_controls, finish_replies, make_sampler, restore_spacing
 from model.transformer import build_model
 
 V = 8  # 0 [PAD] 1 [UNK] 2 [START] 3 [END] 4 [SEP], 5..7 words.
@@ -30,11 +28,16 @@ def table_next(table: dict[int, dict[int, float]], no_repeat: int = 0):
     return next_fn
 
 
-def run(table, settings, batch=1, no_repeat=0):
+def decode_loop(next_fn, prompt, settings: DecodingSettings) -> tf.Tensor:
+    """`settings`' keras-hub sampler from position 1 of `prompt` -> reply ids, as `ReplyGenerator` runs it."""
+    stop = [END_ID] if settings.stop_at_end else None
+    return finish_replies(make_sampler(settings)(next_fn, prompt, cache=None, index=1, stop_token_ids=stop), settings)
+
+
+def run(table, settings, batch=1):
     length = settings.max_reply_length + 1
     prompt = tf.concat([tf.fill([batch, 1], START_ID), tf.fill([batch, length - 1], PAD_ID)], axis=1)
-    sampler = make_sampler(settings)
-    return decode_loop(table_next(table, no_repeat or settings.no_repeat_ngram_size), prompt, None, settings, sampler).numpy()
+    return decode_loop(table_next(table, settings.no_repeat_ngram_size), prompt, settings).numpy()
 
 
 # Greedy takes 5 (0.6) and ends with 0.6 * 0.34 = 0.20; the best sequence is 6, [END] (0.4).
@@ -61,7 +64,7 @@ def test_beam_length_penalty_can_prefer_longer_replies():
 
 def test_length_cap_without_end():
     loop = {START_ID: {5: 1.0}, 5: {6: 1.0}, 6: {5: 1.0}}
-    out = run(loop, DecodingSettings(max_reply_length=5))
+    out = run(loop, DecodingSettings(max_reply_length=5, no_repeat_ngram_size=0))
     assert out.tolist() == [[5, 6, 5, 6, 5]]
 
 
@@ -128,7 +131,7 @@ class FakeTokenizer:
 ])
 def test_cached_decoding_equals_full_recomputation(settings):
     keras.utils.set_random_seed(0)
-    model = build_model(build_config("tiny").model, vocabulary_size=60, max_length=24)
+    model = build_model(build_config("tiny").model, vocabulary_size=60, sequence_length=24)
     encoder_ids = tf.constant([[5, 6, 7, 8, 0, 0], [9, 10, 11, 12, 13, 14], [20, 0, 0, 0, 0, 0]], tf.int32)
     full = ReplyGenerator(model, FakeTokenizer(), decoder="full").generate_ids(encoder_ids, settings)
     for decoder in ("fused", "keras_hub"):
@@ -151,5 +154,5 @@ def test_reply_never_starts_with_a_continuation_piece():
 
     settings = DecodingSettings(max_reply_length=4)
     prompt = tf.constant([[START_ID, PAD_ID, PAD_ID, PAD_ID, PAD_ID]])
-    out = decode_loop(next_fn, prompt, None, settings, make_sampler(settings)).numpy()
+    out = decode_loop(next_fn, prompt, settings).numpy()
     assert out.tolist() == [[5, 6, END_ID, PAD_ID]]  # 6 only after a word has started.

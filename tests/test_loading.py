@@ -9,7 +9,7 @@ from conftest import AIHUB_SAMPLE, HARU
 from data_pipeline.character import load_character
 from data_pipeline.context import format_persona
 from data_pipeline.examples import load_examples
-from data_pipeline.loading import history_turns, prepare_data, run_persona
+from data_pipeline.loading import prepare_data, run_context_turns, run_persona
 from data_pipeline.sources import parse_source
 from data_pipeline.sources import DataError
 
@@ -45,11 +45,11 @@ def test_mixed_sources_weights_and_character(persona_run):
     report = json.loads((run_dir / "data_report.json").read_text(encoding="utf-8"))
     assert [r["weight"] for r in report["read"]] == [2.0, 1.0]
     assert report["character"]["name"] == "하루" and report["context_turns_seen"] == 3
-    assert history_turns(run_dir, 3) == 3 and history_turns(run_dir, 1) == 1
+    assert run_context_turns(run_dir, 3) == 3 and run_context_turns(run_dir, 1) == 1
 
 
 def test_single_turn_runs_send_no_history(real_run):
-    assert history_turns(real_run[0], 3) == 0  # ChatbotData: the model never saw earlier turns.
+    assert run_context_turns(real_run[0], 3) == 0  # ChatbotData: the model never saw earlier turns.
     assert run_persona(real_run[0], DataConfig(character_persona=True)) == ""
 
 

@@ -31,7 +31,7 @@ def test_float32_copy_of_a_bfloat16_model_has_its_weights():
     inputs = {"encoder_inputs": ids, "decoder_inputs": ids}
 
     def build(dtype):
-        return build_model(config.model, vocabulary_size=50, max_length=12, dtype=dtype)
+        return build_model(config.model, vocabulary_size=50, sequence_length=12, dtype=dtype)
 
     mixed = build("mixed_bfloat16")
     assert {layer.compute_dtype for layer in mixed._flatten_layers()} == {"bfloat16"}  # Sub-layers follow.
@@ -46,7 +46,7 @@ def test_float32_copy_of_a_bfloat16_model_has_its_weights():
 
 def test_saved_float32_model_loads_as_float32_under_a_mixed_global_policy(tmp_path):
     config = build_config("tiny", overrides={"model": {"hidden_dim": 32, "intermediate_dim": 64}})
-    build_model(config.model, vocabulary_size=50, max_length=12, dtype="float32").save(tmp_path / "m.keras")
+    build_model(config.model, vocabulary_size=50, sequence_length=12, dtype="float32").save(tmp_path / "m.keras")
     try:
         keras.mixed_precision.set_global_policy("mixed_bfloat16")
         loaded = keras.saving.load_model(tmp_path / "m.keras")

@@ -8,7 +8,7 @@ import pytest
 import tensorflow as tf
 
 from data_pipeline.examples import Example
-from model.retrieval import RetrievalIndex, key_texts, run_index
+from model.retrieval import RetrievalIndex, about_the_user, key_texts, run_index
 from run_directory import RunDirectory
 
 PAIRS = [
@@ -129,7 +129,54 @@ def test_an_index_saved_under_other_settings_is_rebuilt(tmp_path):
     RetrievalIndex.build(OTHER_SELVES + IDENTITY, identity_shadow=1.0).save(RunDirectory(tmp_path).retrieval_index)
     assert run_index(tmp_path, RetrievalConfig(identity_shadow=1.0)).shadowed == 1  # Saved with these settings.
     rebuilt = run_index(tmp_path, RetrievalConfig(identity_shadow=0.6))
-    assert rebuilt.shadowed == 2 and RetrievalIndex.load(RunDirectory(tmp_path).retrieval_index).built_with == (0.1, 0.6, 0.7)
+    assert rebuilt.shadowed == 2
+    assert RetrievalIndex.load(RunDirectory(tmp_path).retrieval_index).built_with == (0.1, 0.6, 0.7, 0.0, 1.0)
+
+
+def test_a_question_after_earlier_turns_still_finds_the_single_questions_it_asks():
+    index = RetrievalIndex.build(EXAMPLES, question_weight=0.7)
+    assert index.questions is None  # Every key is its own question.
+    in_conversation = tf.constant(["[USER] 안녕 [SEP] [BOT] 안녕하세요 [SEP] 배고파 죽겠어"])
+    alone = tf.constant(["배고파 죽겠어"])
+    mixed, plain = index.similarities(in_conversation).numpy(), index._cosines(in_conversation).numpy()
+    assert mixed.argmax() == index.similarities(alone).numpy().argmax() and mixed.max() > plain.max() + 0.2
+    np.testing.assert_allclose(index.similarities(alone).numpy(), index._cosines(alone).numpy())  # Unchanged.
+
+
+@pytest.mark.parametrize("message, about_user", [
+    ("내 이름은 민지야", True), ("나는 대학생이야", True), ("내 이름 기억할 수 있어?", True), ("제 소개를 할게요", True),
+    ("이름은 뭐라고 지을까?", True), ("자기소개는 어떻게 하지?", True),
+    ("이름이 뭐야?", False), ("너는 누구니?", False), ("나랑 얘기하는 너는 누구니?", False), ("자기소개 해줘", False),
+    ("넌 누구길래 나랑 얘기해?", False), ("어떻게 불러야 해?", False), ("누구세요?", False),
+])
+def test_messages_about_the_user_are_told_from_questions_to_the_bot(message, about_user):
+    assert bool(about_the_user(tf.constant([message])).numpy()[0]) is about_user
+
+
+def test_identity_answers_are_held_back_from_messages_about_the_user(tmp_path):
+    index = RetrievalIndex.build(EXAMPLES + IDENTITY, identity_when_asked=True)
+    assert index.holds_identity and int(index.identity_rows.numpy().sum()) == 2
+    _, rows = index.search(tf.constant(["이름이 뭐야?", "내 이름이 뭐야?"]), 1)
+    replies = [r.decode() for r in index.responses_of(rows[:, 0]).numpy()]
+    assert replies[0] == "제 이름은 하루예요." and replies[1] not in ("제 이름은 하루예요.", "저는 하루예요.")
+    index.save(tmp_path / "index.npz")
+    loaded = RetrievalIndex.load(tmp_path / "index.npz")
+    assert loaded.holds_identity and loaded.identity_rows.numpy().tolist() == index.identity_rows.numpy().tolist()
+    assert not RetrievalIndex.build(EXAMPLES + IDENTITY).holds_identity  # Off: nothing held back.
+
+
+def test_a_character_run_never_retrieves_another_personas_life():
+    teacher = Example("뭐 하고 있어?", "숙제를 채점하고 있어. 나는 초등학교 교사야.", "xpersona.json:3",
+                      persona="나는 초등학교 교사야. 나는 딸이 있어.")
+    plain = Example("뭐 하고 있어?", "저는 쉬고 있어요.", "ChatbotData.csv:9")
+    index = RetrievalIndex.build([teacher, plain] + IDENTITY, other_personas=False)
+    assert index.other_personas_left_out == 1
+    assert [r.decode() for r in index.responses.numpy()] == ["저는 쉬고 있어요.", "저는 하루예요.", "제 이름은 하루예요."]
+    # The character's own persona speaks for it; without a character every persona stays.
+    own = [Example(e.context, e.response, e.source, persona="내 이름은 하루야.") for e in IDENTITY + [plain]]
+    assert RetrievalIndex.build(own + [teacher], other_personas=False).size == 3
+    assert RetrievalIndex.build([teacher, plain], other_personas=False).size == 2
+    assert RetrievalIndex.build([teacher, plain] + IDENTITY, other_personas=True).other_personas_left_out == 0
 
 
 def test_keys_with_a_persona_are_also_matched_by_their_question():

@@ -19,6 +19,8 @@ from model.run_files import load_run
 from model.training import RunConfigMismatch, check_or_save_config, make_optimizer, train
 from model.transformer import build_model
 from run_directory import RunDirectory
+from serving.replies import RunReplies, TrainingReplies
+from config import DecodingSettings
 
 
 def event_tags(log_dir: Path) -> dict[str, list]:
@@ -83,7 +85,7 @@ def test_tensorboard_events(real_run):
 def test_saved_model_reloads(real_run):
     run_dir, _ = real_run
     model = keras.saving.load_model(run_dir / "model.keras")
-    assert model.count_params() > 0 and model.max_length == 24
+    assert model.count_params() > 0 and model.sequence_length == 24
 
 
 def test_finished_run_is_not_retrained(real_run, capsys):
@@ -97,7 +99,7 @@ def test_finished_run_is_not_retrained(real_run, capsys):
 
 def test_weight_decay_shrinks_kernels_and_embeddings_only():
     config = build_config("tiny", overrides={"train": {"weight_decay": 0.5}})
-    model = build_model(config.model, vocabulary_size=50, max_length=8)
+    model = build_model(config.model, vocabulary_size=50, sequence_length=8)
     for v in model.trainable_variables:  # Non-zero everywhere (biases start at 0, which decay keeps).
         v.assign(tf.random.uniform(v.shape, 0.5, 1.5))
     before = {v.path: v.numpy() for v in model.trainable_variables}
@@ -127,12 +129,15 @@ def test_bfloat16_run_cools_down_to_zero_and_saves_a_float32_model(tmp_path, cha
         "data": {"sources": [str(small)]},
         "train": {"epochs": 2, "mixed_precision": "mixed_bfloat16", "cooldown_fraction": 0.5},
     })
-    metrics = train(config, tmp_path / "run")
+    metrics = train(config, tmp_path / "run", replies_for=TrainingReplies)
     assert keras.mixed_precision.global_policy().name == "float32"  # The run's policy is the model's own.
     assert metrics["precision"] == "mixed_bfloat16"
     run = load_run(tmp_path / "run")  # What exports load.
     assert {layer.compute_dtype for layer in run.model._flatten_layers()} == {"float32"}
     assert len(run.generator().reply(["안녕하세요"])) == 1  # The fused decoder reads the built layers.
+    served_then = [row["reply"] for row in metrics["sample_replies"]]  # By the float32 copy of the best weights:
+    contexts = [row["context"] for row in metrics["sample_replies"]]  # what the saved model serves.
+    assert served_then == list(RunReplies(run).respond(contexts, None, DecodingSettings(seed=0)).reply)
     rates = event_tags(tmp_path / "run" / "logs" / "train")["epoch_learning_rate"]
     assert rates[0] > 0.0 and rates[-1] == 0.0  # Logged after the last step of the plan.
 

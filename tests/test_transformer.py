@@ -7,8 +7,8 @@ from config import build_config
 from model.transformer import Seq2SeqTransformer, build_model
 
 
-def tiny_model(vocabulary_size=50, max_length=16):
-    return build_model(build_config("tiny").model, vocabulary_size, max_length)
+def tiny_model(vocabulary_size=50, sequence_length=16):
+    return build_model(build_config("tiny").model, vocabulary_size, sequence_length)
 
 
 def inputs(encoder, decoder):

@@ -2,7 +2,8 @@
 // in front of serve.py and of the tensorflow/serving image alike:
 //   GET  /v1/models/<name>             the version shown in the corner
 //   GET  /v1/models/<name>/metadata    which signatures and controls the export has
-//   POST /v1/models/<name>:predict     "character" (name, greeting) and "chat" (the history -> a reply)
+//   POST /v1/models/<name>:predict     "settings" (the controls' defaults), "character" (name, greeting)
+//                                      and "chat" (the history -> a reply)
 // Query parameters: ?model=chatbot (the served model's name), ?api=http://host:8501 (another origin).
 // The conversation lives in this tab only: every turn sends the whole history; the server keeps nothing.
 (() => {
@@ -119,6 +120,14 @@
     return event.key === "Enter" && !event.shiftKey && !event.isComposing && event.keyCode !== 229 && !state.composing;
   }
 
+  // The controls start at the export's own decoding defaults (its "settings" signature).
+  async function fillControls() {
+    const served = (await call(":predict", { signature_name: "settings", instances: [""] })).predictions[0];
+    $("strategy").value = served.strategy;
+    for (const id of ["temperature", "top_k", "top_p", "max_length"]) $(id).value = String(served[id]);
+    $("retrieval").checked = Boolean(served.retrieval);
+  }
+
   async function load() {
     try {
       const status = await call("");
@@ -128,6 +137,7 @@
       const signatures = metadata.metadata.signature_def.signature_def;
       state.hasRetrieval = Boolean(signatures.chat && signatures.chat.inputs && signatures.chat.inputs.retrieval);
       $("retrieval-control").hidden = !state.hasRetrieval;
+      if (signatures.settings) await fillControls();
       if (signatures.character) {
         const answer = await call(":predict", { signature_name: "character", instances: [""] });
         state.title = answer.predictions[0].name || state.title;
