@@ -67,13 +67,24 @@ class RunReplies:
                                          character_lines=self.character_lines)
             strings = tf.TensorSpec([None], tf.string)
             # Traced as the export traces its endpoints (Keras' `ExportArchive`: no autograph).
-            respond = tf.function(lambda c, p, *controls: _as_tuple(functions.respond(c, p, *controls)),
-                                  input_signature=[strings, strings, *CHAT_SPECS[1:]], autograph=False)
             lookup = (tf.function(functions.lookup, input_signature=[strings, strings], autograph=False)
                       if self.index else None)
             chat = tf.function(functions.chat, input_signature=list(CHAT_SPECS), autograph=False)
-            self._functions[fixed] = Compiled(functions, respond, lookup, chat)
+            self._functions[fixed] = Compiled(functions, {}, lookup, chat)
         return self._functions[fixed]
+
+    def responder(self, settings: DecodingSettings):
+        """The compiled `respond` for `settings`: its strategy and retrieval switch fixed, as
+        `serving_default` fixes them (only that strategy's decoder is built); the other controls are inputs."""
+        compiled = self.functions(settings)
+        key = (settings.strategy, settings.retrieval)
+        if key not in compiled.respond:
+            strings, functions = tf.TensorSpec([None], tf.string), compiled.functions
+            controls = list(CHAT_SPECS[2:-1])  # temperature, top_k, top_p, max_length, seed.
+            compiled.respond[key] = tf.function(
+                lambda c, p, *values: _as_tuple(functions.respond(c, p, tf.constant(key[0]), *values, key[1])),
+                input_signature=[strings, strings, *controls], autograph=False)
+        return compiled.respond[key]
 
     def refresh(self):
         """Read the model's weights again (after it trained further): the fused decoder keeps copies."""
@@ -82,10 +93,10 @@ class RunReplies:
 
     def respond(self, contexts: list[str], personas: list[str] | None, settings: DecodingSettings) -> Selection:
         """Packed contexts (as `Example.context`) and personas (None: the run's) -> a `Selection` of numpy arrays."""
-        respond = self.functions(settings).respond
+        respond = self.responder(settings)
         personas = [self.run.persona] * len(contexts) if personas is None else personas
         reply, retrieved, similarity = respond(tf.constant(contexts, tf.string), tf.constant(personas, tf.string),
-                                               *controls_of(settings))
+                                               *controls_of(settings)[1:-1])
         return Selection(np.array(decoded(reply), dtype=object), retrieved.numpy(), similarity.numpy())
 
     def chat(self, histories: list[list[str]], settings: DecodingSettings) -> list[str]:
@@ -128,10 +139,11 @@ class TrainingReplies:
 
 
 class Compiled(NamedTuple):
-    """`ServingFunctions` and its compiled respond (packed contexts), lookup and chat (histories) functions."""
+    """`ServingFunctions` and its compiled functions: respond (packed contexts) per (strategy, retrieval),
+    lookup, and chat (histories)."""
 
     functions: ServingFunctions
-    respond: Callable
+    respond: dict
     lookup: Callable | None
     chat: Callable
 

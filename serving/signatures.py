@@ -70,6 +70,15 @@ CHAT_SPECS = (
 )
 
 
+def _static_text(value) -> str | None:
+    """A string tensor's value where it is known when the graph is traced (a constant), else None."""
+    static = tf.get_static_value(tf.convert_to_tensor(value))
+    if static is None:
+        return None
+    static = static.item() if hasattr(static, "item") else static
+    return static.decode("utf-8") if isinstance(static, bytes) else str(static)
+
+
 def normalize_in_graph(text: tf.Tensor) -> tf.Tensor:
     """NFC, zero-width characters removed, whitespace runs (Unicode separators included) folded, stripped."""
     text = tf.strings.regex_replace(tf_text.normalize_utf8(text, "NFC"), "[\u200b\u2060\ufeff]", "")
@@ -190,9 +199,15 @@ class ServingFunctions:
         strategy_index = self._check_controls(strategy, temperature, top_k, top_p, max_reply_length)
         with tf.control_dependencies([strategy_index]):
             encoder_ids = self._encode(contexts, personas)
+        # A strategy (or retrieval switch) fixed when the graph is traced, as serving_default's, builds
+        # only its own branch; one that arrives with the request (`chat`) builds them all.
+        fixed_strategy = _static_text(strategy)
+        fixed_retrieval = tf.get_static_value(tf.convert_to_tensor(retrieval))
 
         def generate():
-            return self._generate(encoder_ids, strategy_index, temperature, top_k, top_p, max_reply_length, seed)
+            return self._generate(encoder_ids, strategy_index, temperature, top_k, top_p, max_reply_length, seed,
+                                  DECODING_STRATEGIES.index(fixed_strategy)
+                                  if fixed_strategy in DECODING_STRATEGIES else None)
 
         batch = tf.shape(contexts)[0]
         if self.index is None:
@@ -207,8 +222,12 @@ class ServingFunctions:
             chosen = self._select(keys, encoder_ids, personas, generate(), max_reply_length, seed, earlier_replies)
             return chosen.reply, chosen.retrieved, chosen.similarity
 
-        return Selection(*tf.cond(tf.convert_to_tensor(retrieval), select,
-                                  lambda: (generate(), tf.zeros([batch], tf.bool), tf.zeros([batch]))))
+        def generated_only():
+            return generate(), tf.zeros([batch], tf.bool), tf.zeros([batch])
+
+        if fixed_retrieval is not None:
+            return Selection(*(select() if fixed_retrieval else generated_only()))
+        return Selection(*tf.cond(tf.convert_to_tensor(retrieval), select, generated_only))
 
     def _select(self, keys, encoder_ids, personas, generated, max_reply_length, seed, earlier_replies) -> Selection:
         """The selector's choice among the retrieved responses, `generated` [B] and the sampled replies."""
@@ -243,7 +262,7 @@ class ServingFunctions:
         """
         encoder_ids = self._encode(contexts, personas)
         generated = self._generate(encoder_ids, tf.constant(0), tf.constant(1.0), tf.constant(0), tf.constant(1.0),
-                                   max_reply_length, seed)
+                                   max_reply_length, seed, fixed_index=0)
         candidates = self.candidates(key_texts(personas, contexts), encoder_ids, generated, max_reply_length, seed)
         same = tf.equal(extras[:, :, None], candidates.texts[:, None, :])  # [B, E, C]
         found = tf.reduce_any(same, axis=-1)
@@ -300,14 +319,20 @@ class ServingFunctions:
 
         return self._decode(encoder_ids, self.greedy, max_reply_length, perturbed)[:, 1:]
 
-    def _generate(self, encoder_ids, strategy_index, temperature, top_k, top_p, max_reply_length, seed):
-        """[B] generated replies by the strategy of `strategy_index` (`DECODING_STRATEGIES`)."""
+    def _generate(self, encoder_ids, strategy_index, temperature, top_k, top_p, max_reply_length, seed,
+                  fixed_index: int | None = None):
+        """[B] generated replies by the strategy of `strategy_index` (`DECODING_STRATEGIES`); `fixed_index`:
+        the same, known when the graph is traced (only that strategy is built)."""
+        branches = [
+            lambda: self._greedy(encoder_ids, max_reply_length),
+            lambda: self._beam(encoder_ids, max_reply_length),
+            lambda: self._sample(encoder_ids, max_reply_length, temperature, top_k, top_p, seed),
+        ]
         with core_op_slice_update():  # No Xla* ops in the graph (see model/compat.py).
-            reply_ids = tf.switch_case(strategy_index, [
-                lambda: self._greedy(encoder_ids, max_reply_length),
-                lambda: self._beam(encoder_ids, max_reply_length),
-                lambda: self._sample(encoder_ids, max_reply_length, temperature, top_k, top_p, seed),
-            ])
+            if fixed_index is not None:
+                reply_ids = branches[fixed_index]()
+            else:
+                reply_ids = tf.switch_case(strategy_index, branches)
         return detokenize_replies(self.tokenizer, reply_ids)
 
     def _samples(self, encoder_ids, max_reply_length, seed):
