@@ -106,12 +106,11 @@ def extra_reports(args, evaluation, out: Path) -> None:
         (out / "context_use.json").write_text(json.dumps(result, indent=2), encoding="utf-8")
         print(context_use_table(result))
     probes = {"character.json": (args.character_probes, True), "user_probes.json": (args.user_probes, False)}
+    probes = {name: probe for name, probe in probes.items() if probe[0]}
+    character = run_character(run.run_dir) if probes else None
+    if probes and character is None:
+        raise UserError(f"{run.run_dir} was trained without a character (no character.yaml)")
     for file_name, (path, should_name) in probes.items():
-        if not path:
-            continue
-        character = run_character(run.run_dir)
-        if character is None:
-            raise UserError(f"{run.run_dir} was trained without a character (no character.yaml)")
         result = character_probe(run, read_probes(path), character.name)
         (out / file_name).write_text(json.dumps(result, ensure_ascii=False, indent=2), encoding="utf-8")
         for row in result["replies"]:

@@ -76,18 +76,20 @@ def load_conversations(path: str | Path) -> list[Conversation]:
 
 
 def play(chat, conversations: list[Conversation]) -> list[Turn]:
-    """Every conversation, turn by turn, as a client plays it; `chat(histories) -> replies` (a batch a turn)."""
+    """Every conversation, turn by turn, as a client plays it; `chat(histories) -> replies` (a batch a turn).
+
+    Returns the turns conversation by conversation, in order.
+    """
     histories = {c.id: [] for c in conversations}
-    turns = []
+    played = {c.id: [] for c in conversations}
     for index in range(max(len(c.turns) for c in conversations)):
         playing = [c for c in conversations if index < len(c.turns)]
         for c in playing:
             histories[c.id].append(c.turns[index])
-        replies = chat([list(histories[c.id]) for c in playing])
-        for c, reply in zip(playing, replies):
-            turns.append(Turn(c.id, index, tuple(histories[c.id]), reply))
+        for c, reply in zip(playing, chat([list(histories[c.id]) for c in playing])):
+            played[c.id].append(Turn(c.id, index, tuple(histories[c.id]), reply))
             histories[c.id].append(reply)
-    return sorted(turns, key=lambda t: ([c.id for c in conversations].index(t.conversation), t.index))
+    return [turn for turns in played.values() for turn in turns]
 
 
 def transcript(conversations: list[Conversation], played: dict[str, list[Turn]]) -> str:
