@@ -1,8 +1,16 @@
-"""Shared fixtures: the shared Korean data, a tiny configuration, a tokenizer."""
+"""Shared fixtures: the shared Korean data, a tokenizer, the real-data runs and their exports, a server.
+
+The suite runs in two pytest-xdist workers (`-n 2` in pyproject.toml). The expensive session
+fixtures (a trained run, an export) are built once per test session even so: the first worker to
+need one builds it under a file lock, the other waits and reuses it (`built_once`).
+"""
 
 from __future__ import annotations
 
+import fcntl
+import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -61,6 +69,32 @@ def pytest_collection_modifyitems(items):
             item.add_marker(pytest.mark.slow)
 
 
+def built_once(tmp_path_factory, name: str, build) -> Path:
+    """`build(directory)` once per test session, also across xdist workers; returns the directory.
+
+    Under xdist the directory lies in the session's temporary root, which all its workers share
+    (each has its own `getbasetemp()` below it); a marker file says that a build finished.
+    """
+    if os.environ.get("PYTEST_XDIST_WORKER") is None:
+        directory = tmp_path_factory.mktemp(name)
+        build(directory)
+        return directory
+    root = tmp_path_factory.getbasetemp().parent
+    directory, done = root / name, root / f"{name}.built"
+    with open(root / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # Released when the file closes, also if the build fails.
+        if not done.exists():
+            shutil.rmtree(directory, ignore_errors=True)
+            directory.mkdir()
+            build(directory)
+            done.touch()
+    return directory
+
+
+def run_and_metrics(run_dir: Path) -> tuple[Path, dict]:
+    return run_dir, json.loads((run_dir / "metrics.json").read_text(encoding="utf-8"))
+
+
 @pytest.fixture(scope="session")
 def random_model(tokenizer):
     """The tiny preset's model (encoder length 24) with random weights whose likelihoods differ between replies."""
@@ -87,11 +121,11 @@ def real_run(tmp_path_factory, chatbot_csv):
     from model.training import train
     from serving.replies import TrainingReplies
 
-    run_dir = tmp_path_factory.mktemp("runs") / "tiny"
     config = build_config(
         "tiny", overrides={"data": {"sources": [str(chatbot_csv)]}, "train": {"epochs": 8, "label_smoothing": 0.0}}
     )
-    return run_dir, train(config, run_dir, replies_for=TrainingReplies)  # As train.py.
+    runs = built_once(tmp_path_factory, "real_run", lambda d: train(config, d / "tiny", replies_for=TrainingReplies))
+    return run_and_metrics(runs / "tiny")  # Trained as train.py trains.
 
 
 @pytest.fixture(scope="session")
@@ -106,13 +140,13 @@ def persona_run(tmp_path_factory):
     from model.training import train
 
     assert XPERSONA.exists(), f"shared data not found at {XPERSONA}; set CHATBOT_SHARED_DATA"
-    run_dir = tmp_path_factory.mktemp("runs") / "persona"
     config = build_config("tiny", overrides={
         "data": {"sources": [f"{XPERSONA}@2", str(AIHUB_SAMPLE)], "character": str(HARU), "character_persona": True,
                  "sequence_length": 64},
         "train": {"epochs": 4, "label_smoothing": 0.0, "warmup_steps": 150},
     })
-    return run_dir, train(config, run_dir)
+    runs = built_once(tmp_path_factory, "persona_run", lambda d: train(config, d / "persona"))
+    return run_and_metrics(runs / "persona")
 
 
 def write_bytes(tmp_path: Path, name: str, data: bytes) -> Path:
@@ -125,12 +159,16 @@ def write_bytes(tmp_path: Path, name: str, data: bytes) -> Path:
 def exported(real_run, tmp_path_factory):
     """The tiny real run exported by `export.py`, as a user exports: (model base path, version 1 directory,
     the command's standard output)."""
-    base_dir = tmp_path_factory.mktemp("saved_models")
-    process = subprocess.run([sys.executable, str(ROOT / "export.py"), "--run-dir", str(real_run[0]),
-                              "--base-dir", str(base_dir)], capture_output=True, text=True, timeout=600)
-    assert process.returncode == 0, process.stderr[-3000:]
-    version_dir = base_dir / "chatbot" / "1"
-    return version_dir.parent, version_dir, process.stdout
+    def export(directory: Path):
+        process = subprocess.run([sys.executable, str(ROOT / "export.py"), "--run-dir", str(real_run[0]),
+                                  "--base-dir", str(directory / "saved_models")], capture_output=True, text=True,
+                                 timeout=600)
+        assert process.returncode == 0, process.stderr[-3000:]
+        (directory / "stdout.txt").write_text(process.stdout, encoding="utf-8")
+
+    directory = built_once(tmp_path_factory, "exported", export)
+    version_dir = directory / "saved_models" / "chatbot" / "1"
+    return version_dir.parent, version_dir, (directory / "stdout.txt").read_text(encoding="utf-8")
 
 
 @pytest.fixture(scope="session")
@@ -138,7 +176,8 @@ def persona_export(persona_run, tmp_path_factory):
     """The multi-turn character run exported (with `character.yaml` and its `character` signature)."""
     from serving.export import export_run
 
-    return export_run(persona_run[0], base_dir=tmp_path_factory.mktemp("persona_models"))
+    directory = built_once(tmp_path_factory, "persona_models", lambda d: export_run(persona_run[0], base_dir=d))
+    return next(path.parent for path in directory.glob("*/1/saved_model.pb"))
 
 
 def free_port() -> int:
