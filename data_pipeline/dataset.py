@@ -16,6 +16,11 @@ WordPieceTokenizer). Truncation rule, with L = `sequence_length`:
   so the model never learns to stop mid-sentence.
 Batches are grouped by length (`bucket_by_sequence_length`) and each side is
 padded only to the longest sequence of its batch, so little padding is computed.
+
+The pipelines run without tf.data's autotuning thread (`WITHOUT_AUTOTUNE_THREAD`): Keras drops
+each epoch's iterator at the epoch's end, and deleting one whose autotuning thread sleeps
+(its sleeps double to ~41 s as the iterator ages) waited out the sleep with no CPU in use:
+epochs of ~35 s took ~41 or ~81 s (docs/results.md, "Why some epochs took twice as long").
 """
 
 from __future__ import annotations
@@ -30,6 +35,11 @@ from data_pipeline.context import encoder_token_ids
 from data_pipeline.examples import Example
 
 DEFAULT_BUCKET_BOUNDARIES = (6, 8, 10, 12, 14, 17, 21, 26, 33, 42, 54, 70, 90)
+
+# AUTOTUNE stages still run in parallel, at tf.data's fixed default; only the optimisation thread,
+# whose sleep an iterator's deletion waited for, is off.
+WITHOUT_AUTOTUNE_THREAD = tf.data.Options()
+WITHOUT_AUTOTUNE_THREAD.autotune.enabled = False
 
 
 def tokenize_pair(tokenizer, personas, contexts, responses, sequence_length: int, max_persona_length: int):
@@ -149,7 +159,7 @@ def _to_model_inputs(dataset: tf.data.Dataset) -> tf.data.Dataset:
         lambda c, d, t: ({"encoder_inputs": c, "decoder_inputs": d}, t),
         num_parallel_calls=tf.data.AUTOTUNE,
     )
-    return dataset.prefetch(tf.data.AUTOTUNE)
+    return dataset.prefetch(tf.data.AUTOTUNE).with_options(WITHOUT_AUTOTUNE_THREAD)
 
 
 @dataclass

@@ -16,6 +16,8 @@ Selectors compared, each choosing among the served candidates of a question:
 - `reward model`: a logistic regression of (sensible + specific) / 2 on the features, fitted on
   the rated replies of the other folds' questions; only held-out questions' choices are scored;
 - `best candidate (oracle)`: the best-rated candidate, the ceiling of any selector here.
+The reward model's held-out choices are also scored in five groups by how sure it was (the
+chosen candidate's score): how well the score tells a poor choice from a good one.
 Each line gives SSA with the rated count and share (none under 90% rated, `evaluation/ssa.py`).
 The chosen replies no label file rates go to a blind sheet (`--sheet`). Last, the weights fitted
 on every question, as the `selector:` section of a config (`config.SelectorConfig`).
@@ -116,12 +118,17 @@ def fit_weights(features: np.ndarray, targets: np.ndarray, l2: float = 1.0, step
 
 def choices(tables: list[QuestionTable], weights: np.ndarray) -> list[str]:
     """Each question's best candidate by `weights` (the served `model.selector.choose`, no history)."""
-    picked = []
-    for table in tables:
-        scores = table.candidate_features @ weights
-        scores = np.where([bool(t.strip()) for t in table.candidates], scores, -np.inf)
-        picked.append(table.candidates[int(np.argmax(scores))])
-    return picked
+    return [table.candidates[int(np.argmax(_scores(table, weights)))] for table in tables]
+
+
+def best_scores(tables: list[QuestionTable], weights: np.ndarray) -> np.ndarray:
+    """Each question's score of its best candidate: how sure the selector is of its choice."""
+    return np.array([np.max(_scores(table, weights)) for table in tables])
+
+
+def _scores(table: QuestionTable, weights: np.ndarray) -> np.ndarray:
+    scores = table.candidate_features @ weights
+    return np.where([bool(t.strip()) for t in table.candidates], scores, -np.inf)
 
 
 def best_rated(table: QuestionTable, labels: dict) -> str:
@@ -136,10 +143,14 @@ def folds_of(count: int, folds: int, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).permutation(count) % folds
 
 
-def cross_validated(tables: list[QuestionTable], folds: int) -> tuple[list[str], list[np.ndarray]]:
-    """Held-out choices: each fold's questions chosen by weights fitted on the other folds."""
+def cross_validated(tables: list[QuestionTable], folds: int) -> tuple[list[str], list[np.ndarray], np.ndarray]:
+    """Held-out choices: each fold's questions chosen by weights fitted on the other folds.
+
+    Returns the choices, each fold's weights, and each choice's score under its fold's weights.
+    """
     fold = folds_of(len(tables), folds)
     picked: list[str] = [""] * len(tables)
+    scores = np.zeros(len(tables))
     fitted = []
     for k in range(folds):
         train = [t for t, f in zip(tables, fold) if f != k]
@@ -147,9 +158,25 @@ def cross_validated(tables: list[QuestionTable], folds: int) -> tuple[list[str],
                               np.concatenate([t.rated_targets for t in train]))
         fitted.append(weights)
         held_out = [i for i, f in enumerate(fold) if f == k]
-        for i, choice in zip(held_out, choices([tables[i] for i in held_out], weights)):
-            picked[i] = choice
-    return picked, fitted
+        chosen = [tables[i] for i in held_out]
+        for i, choice, score in zip(held_out, choices(chosen, weights), best_scores(chosen, weights)):
+            picked[i], scores[i] = choice, score
+    return picked, fitted, scores
+
+
+def by_score(texts: list[str], picked: list[str], scores: np.ndarray, labels: dict, parts: int = 5) -> list[str]:
+    """SSA of the held-out choices in `parts` equal groups by their score, least sure first.
+
+    Where the least sure choices rate far below the rest, the score knows when the candidates
+    are poor: the place for a reply that admits it over one that misleads.
+    """
+    order = np.argsort(scores, kind="stable")
+    lines = []
+    for group in np.array_split(order, parts):
+        if len(group):
+            score = ssa_score([texts[i] for i in group], [picked[i] for i in group], labels)
+            lines.append(describe(f"  score {scores[group[0]]:.2f} to {scores[group[-1]]:.2f}", score))
+    return lines
 
 
 def as_weights(named: dict) -> np.ndarray:
@@ -191,7 +218,7 @@ def main(argv=None) -> int:
     tables = feature_tables(run, questions)
     texts = [t.question for t in tables]
     results = {name: choices(tables, as_weights(w)) for name, w in LABEL_FREE.items()}
-    results["reward model (CV)"], fitted = cross_validated(tables, args.folds)
+    results["reward model (CV)"], fitted, scores = cross_validated(tables, args.folds)
     results["best candidate (oracle)"] = [best_rated(t, labels) for t in tables]
     print(f"{len(tables)} rated questions; candidates: {run.config.selector.retrieved} retrieved, the greedy "
           f"reply, {run.config.selector.samples} samples; {args.folds} folds over questions")
@@ -199,6 +226,8 @@ def main(argv=None) -> int:
     for name, picked in results.items():
         print(describe(name, ssa_score(texts, picked, labels)))
         pending += unrated(texts, picked, [t.source for t in tables], labels)
+    print("reward model's held-out choices by their score (least sure first):")
+    print("\n".join(by_score(texts, results["reward model (CV)"], scores, labels)))
     spread = np.std(fitted, axis=0)
     print("fold weights' spread: " + ", ".join(f"{n} {s:.2f}" for n, s in zip(SELECTOR_FEATURES, spread)))
     if args.sheet:

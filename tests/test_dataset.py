@@ -52,6 +52,15 @@ def test_bucketing_computes_little_padding(tokenizer, chatbot_dialogues):
     assert fixed_40 > 0.7  # What a pad-everything-to-40 pipeline would compute.
 
 
+def test_pipelines_run_without_the_autotune_thread(tokenizer):
+    # With it, deleting each epoch's iterator waited out the thread's sleep: 40-s stalls (dataset.py).
+    examples = [Example(f"질문 {i}", f"대답 {i}") for i in range(10)]
+    for shuffle in (True, False):
+        dataset = make_dataset(examples, tokenizer, sequence_length=40, batch_size=4, shuffle=shuffle)
+        assert dataset.options().autotune.enabled is False
+        assert sum(int(b[1].shape[0]) for b in dataset) == 10
+
+
 def test_every_example_appears_once(tokenizer):
     examples = [Example(f"질문 {i}", f"대답 {i}") for i in range(100)]
     stats = padding_stats(make_dataset(examples, tokenizer, sequence_length=40, batch_size=16, shuffle=True))
