@@ -118,17 +118,18 @@ def fit_weights(features: np.ndarray, targets: np.ndarray, l2: float = 1.0, step
 
 def choices(tables: list[QuestionTable], weights: np.ndarray) -> list[str]:
     """Each question's best candidate by `weights` (the served `model.selector.choose`, no history)."""
-    return [table.candidates[int(np.argmax(_scores(table, weights)))] for table in tables]
+    return [text for text, _ in best_candidates(tables, weights)]
 
 
-def best_scores(tables: list[QuestionTable], weights: np.ndarray) -> np.ndarray:
-    """Each question's score of its best candidate: how sure the selector is of its choice."""
-    return np.array([np.max(_scores(table, weights)) for table in tables])
-
-
-def _scores(table: QuestionTable, weights: np.ndarray) -> np.ndarray:
-    scores = table.candidate_features @ weights
-    return np.where([bool(t.strip()) for t in table.candidates], scores, -np.inf)
+def best_candidates(tables: list[QuestionTable], weights: np.ndarray) -> list[tuple[str, float]]:
+    """Each question's best candidate and its score (how sure the selector is); empty ones passed over."""
+    picked = []
+    for table in tables:
+        scores = table.candidate_features @ weights
+        scores = np.where([bool(t.strip()) for t in table.candidates], scores, -np.inf)
+        best = int(np.argmax(scores))
+        picked.append((table.candidates[best], float(scores[best])))
+    return picked
 
 
 def best_rated(table: QuestionTable, labels: dict) -> str:
@@ -158,8 +159,7 @@ def cross_validated(tables: list[QuestionTable], folds: int) -> tuple[list[str],
                               np.concatenate([t.rated_targets for t in train]))
         fitted.append(weights)
         held_out = [i for i, f in enumerate(fold) if f == k]
-        chosen = [tables[i] for i in held_out]
-        for i, choice, score in zip(held_out, choices(chosen, weights), best_scores(chosen, weights)):
+        for i, (choice, score) in zip(held_out, best_candidates([tables[i] for i in held_out], weights)):
             picked[i], scores[i] = choice, score
     return picked, fitted, scores
 
