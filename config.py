@@ -293,7 +293,7 @@ class SelectorConfig:
     # Feature weights (`SELECTOR_FEATURES`, model/selector.py): the logistic regression fitted on the
     # 300 rated questions of shared/data/ssa_validation_labels.jsonl and evaluation/ssa_labels.jsonl
     # with the default run's model (`python -m evaluation.fit_selector`); on held-out folds it scores
-    # SSA 61.0% against the lookup's 58.7% (README, Results).
+    # SSA 61.0% against the lookup's 58.7% (61.2% with the ratings added since; README, Results).
     similarity: float = 3.15
     generated: float = -1.42
     likelihood: float = 0.70

@@ -10,6 +10,8 @@ settings) and their features (`ServingFunctions.features`); every rated reply of
 gets the same features (a rated reply that is not a candidate counts as generated).
 
 Selectors compared, each choosing among the served candidates of a question:
+- `served`: the run's own selector weights (`selector:` in its config; the defaults were fitted
+  on these labels with the default run's model, so for that run this line is not held out);
 - `lookup`: the most similar training key's response (similarity alone);
 - `likelihood`: the seq2seq model's mean token log-probability of the candidate;
 - `mmi`: likelihood minus half the no-context likelihood (Li et al. 2016, lambda 0.5);
@@ -62,8 +64,8 @@ def rated_questions(paths) -> dict[str, dict]:
     for path in paths:
         for where, record in read_records(path):
             rating = rating_of(record, where)
-            if record.get("candidates") == ["human"]:
-                continue  # The corpus' own answer: never a candidate the system forms.
+            if record.get("candidates") in (["human"], ["fallback"]):
+                continue  # The corpus' own answer, a fixed "I have nothing specific" reply: never candidates.
             entry = questions[key(record["question"], "")[0]]
             entry["source"] = record.get("source", "")
             entry["replies"][key("", record["reply"])[1]] = (rating.sensible + rating.specific) / 2
@@ -217,7 +219,9 @@ def main(argv=None) -> int:
         raise UserError("no rated questions to fit on")
     tables = feature_tables(run, questions)
     texts = [t.question for t in tables]
-    results = {name: choices(tables, as_weights(w)) for name, w in LABEL_FREE.items()}
+    served = {name: getattr(run.config.selector, name) for name in SELECTOR_FEATURES}
+    results = {"served (run's weights)": choices(tables, as_weights(served))}
+    results.update({name: choices(tables, as_weights(w)) for name, w in LABEL_FREE.items()})
     results["reward model (CV)"], fitted, scores = cross_validated(tables, args.folds)
     results["best candidate (oracle)"] = [best_rated(t, labels) for t in tables]
     print(f"{len(tables)} rated questions; candidates: {run.config.selector.retrieved} retrieved, the greedy "

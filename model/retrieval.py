@@ -43,14 +43,15 @@ QUESTION_OF_KEY = r"^.*(\[PERSONA\] |\[SEP\] )"  # Everything up to the last per
 _WORD_END = r"(\s|$|[.,!?~]|는|가|의|도|를|랑|한테|이|은|만)"
 FIRST_PERSON = r"(^|.*\s)(나|내|난|날|저|제|전|우리)" + _WORD_END + r".*"
 SECOND_PERSON = r"(^|.*\s)(너|넌|네|니|당신|너의|네가|니가)" + _WORD_END + r".*"
-ASKS_HOW = r".*(지을까|지어|짓지|어떻게 하지|어떻게 해야|어떻게 할까|뭐라고 하지|뭐라고 할까).*"
+# Asking how to name, do, start, say or write something ("자기소개 어떻게 시작하면 좋을까?").
+ASKS_HOW = r".*(지을까|지어|짓지|(어떻게|뭐라고) ?(하|해|할|시작|말|써|쓰)).*"
 
 
 def about_the_user(questions: tf.Tensor) -> tf.Tensor:
     """[B] questions (no persona, no earlier turns) -> [B] bool: about the user, not about the bot."""
     first = tf.strings.regex_full_match(questions, FIRST_PERSON)
     second = tf.strings.regex_full_match(questions, SECOND_PERSON)
-    return (first & ~second) | tf.strings.regex_full_match(questions, ASKS_HOW)
+    return (first | tf.strings.regex_full_match(questions, ASKS_HOW)) & ~second
 
 
 def question_texts(keys: tf.Tensor) -> tf.Tensor:

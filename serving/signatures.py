@@ -15,6 +15,8 @@ Five signatures:
         decoding controls apply to the whole request (the generated candidate is the
         request's strategy); the selector never repeats a reply the bot gave earlier in the
         row while it has another candidate; `retrieval` false: the generator's reply alone;
+        a name the user gave ("내 이름은 민지야") is greeted and told back when asked for
+        (`model/user_facts.py`);
     retrieve(text [B] string) -> {"responses": [B, k] string, "similarity": [B, k] float}
         the training responses of the k most similar training keys (the lookup);
     character(text [B] string) -> {"name": [B] string, "greeting": [B] string}
@@ -52,6 +54,7 @@ from model.fused_decoding import FusedDecoder
 from model.hybrid import Selection, threshold_selection
 from model.retrieval import about_the_user, key_texts, question_texts
 from model.selector import Candidates, candidate_features, choose, introduces, response_frequencies
+from model.user_facts import answer_about_the_user
 from model.generation import (
     apply_controls, best_beam, detokenize_replies, encode_contexts, generate_reply_ids, sampling_logits,
 )
@@ -97,11 +100,29 @@ def join_history(history: tf.Tensor, context_turns: int) -> tf.Tensor:
 
 def earlier_bot_turns(history: tf.Tensor) -> tf.Tensor:
     """[B, T] turns, oldest first, the user's question last -> [B, T'] the bot's turns, normalised, "" elsewhere."""
+    return _turns_of(history, speaker=1)
+
+
+def user_turns(history: tf.Tensor) -> tf.Tensor:
+    """[B, T] turns, oldest first, the user's question last -> [B, T'] the user's turns (the question
+    included), normalised, "" elsewhere."""
+    return _turns_of(history, speaker=0)
+
+
+def _turns_of(history: tf.Tensor, speaker: int) -> tf.Tensor:
+    """The turns of one speaker, counted from the question (0: the user, 1: the bot), "" elsewhere."""
     turns = normalize_in_graph(history)
     spoken = tf.ragged.boolean_mask(turns, tf.strings.length(turns) > 0)
     from_end = tf.expand_dims(spoken.row_lengths(), 1) - 1 - tf.ragged.range(spoken.row_lengths())
-    bot = tf.ragged.map_flat_values(lambda p, t: tf.where(p % 2 == 1, t, ""), from_end, spoken)
-    return bot.to_tensor("")
+    kept = tf.ragged.map_flat_values(lambda p, t: tf.where(p % 2 == speaker, t, ""), from_end, spoken)
+    return kept.to_tensor("")
+
+
+def last_turns(history: tf.Tensor) -> tf.Tensor:
+    """[B, T] turns, oldest first -> [B] each row's last spoken turn (the question), normalised."""
+    turns = normalize_in_graph(history)
+    spoken = tf.ragged.boolean_mask(turns, tf.strings.length(turns) > 0)
+    return tf.gather(spoken.flat_values, spoken.row_limits() - 1)
 
 
 def normalized_questions(text: tf.Tensor) -> tf.Tensor:
@@ -155,8 +176,9 @@ class ServingFunctions:
         `max_length` (the input's name in the API) is the reply's length in tokens, [END] included.
         """
         contexts = join_history(history, self.context_turns)
-        return {"reply": self.respond(contexts, self._personas(contexts), strategy, temperature, top_k, top_p,
-                                      max_length, seed, retrieval, earlier_bot_turns(history)).reply}
+        replies = self.respond(contexts, self._personas(contexts), strategy, temperature, top_k, top_p,
+                               max_length, seed, retrieval, earlier_bot_turns(history)).reply
+        return {"reply": answer_about_the_user(user_turns(history), last_turns(history), replies)}
 
     def character(self, text):
         """character: [B] anything -> the character's name and greeting per row (the chat page's title)."""

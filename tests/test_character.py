@@ -38,6 +38,14 @@ def test_probe_questions_are_paraphrases_not_in_the_file():
     assert not (set(probes) | set(more)) & questions and not set(probes) & set(more)
 
 
+def test_probes_about_the_user_are_distinct_and_not_identity_questions():
+    questions = {q for q, _ in load_character(HARU).identity}
+    lists = [read_probe_file(name) for name in ("user_probes.txt", "user_probes_more.txt", "user_probes_blind.txt")]
+    assert [len(probes) for probes in lists] == [10, 10, 20]
+    every = [probe for probes in lists for probe in probes]
+    assert len(set(every)) == len(every) and not set(every) & questions
+
+
 @pytest.mark.parametrize("text, message", [
     ("persona: [a]\nidentity: [{q: x, a: y}]\n", "field 'name' is missing"),
     ("name: n\npersona: []\nidentity: [{q: x, a: y}]\n", "field 'persona'"),

@@ -239,3 +239,14 @@ def test_chat_does_not_repeat_what_the_bot_said_earlier_in_the_conversation(relo
         assert again and again != first
         as_user = chat(reloaded, [[first, "응", question]])[0]  # The same text said by the user is no repeat.
         assert as_user == first
+
+
+def test_chat_keeps_the_name_the_user_gave(reloaded):
+    """The exported `chat` greets a name the user gives and tells it back when asked later (`model/user_facts.py`)."""
+    greeted, told, asked = chat(reloaded, [
+        ["", "", "", "", "내 이름은 민지야"],
+        ["내 이름은 민지야", "반가워요", "배고파", "뭐 좀 드세요", "내 이름 기억할 수 있어?"],
+        ["", "", "안녕", "안녕하세요", "내 이름 알아?"],
+    ])
+    assert "민지" in greeted and "민지" in told and "민지" not in asked
+    assert chat(reloaded, [["내 이름은 민지야", "반가워요", "배고파"]])[0] == chat(reloaded, [["배고파"]])[0]

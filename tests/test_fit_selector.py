@@ -47,10 +47,11 @@ def test_held_out_choices_do_not_depend_on_their_own_ratings():
     assert cross_validated(flipped, folds=4)[0][0] == picked[0]  # Question 0's own ratings never chose for it.
 
 
-def test_rated_questions_leave_out_the_human_answer(tmp_path):
+def test_rated_questions_leave_out_the_human_answer_and_the_fallback(tmp_path):
     path = tmp_path / "labels.jsonl"
     rows = [
         {"question": "배고파", "reply": "밥 드세요.", "sensible": 1, "specific": 1, "candidates": ["human"], "source": "a"},
+        {"question": "배고파", "reply": "그렇군요.", "sensible": 1, "specific": 0, "candidates": ["fallback"], "source": "a"},
         {"question": "배고파", "reply": "뭐라도 드세요.", "sensible": 1, "specific": 0, "candidates": ["retrieved-1"],
          "source": "a"},
         {"question": "배고파", "reply": "사랑해요.", "sensible": 0, "specific": 0, "candidates": ["greedy", "human"],

@@ -145,7 +145,8 @@ def test_a_question_after_earlier_turns_still_finds_the_single_questions_it_asks
 
 @pytest.mark.parametrize("message, about_user", [
     ("내 이름은 민지야", True), ("나는 대학생이야", True), ("내 이름 기억할 수 있어?", True), ("제 소개를 할게요", True),
-    ("이름은 뭐라고 지을까?", True), ("자기소개는 어떻게 하지?", True),
+    ("이름은 뭐라고 지을까?", True), ("자기소개는 어떻게 하지?", True), ("자기소개 어떻게 시작하면 좋을까?", True),
+    ("면접에서 뭐라고 말하지?", True), ("너 이름 어떻게 돼?", False), ("이름이 어떻게 돼요?", False),
     ("이름이 뭐야?", False), ("너는 누구니?", False), ("나랑 얘기하는 너는 누구니?", False), ("자기소개 해줘", False),
     ("넌 누구길래 나랑 얘기해?", False), ("어떻게 불러야 해?", False), ("누구세요?", False),
 ])
