@@ -122,7 +122,7 @@ def last_turns(history: tf.Tensor) -> tf.Tensor:
     """[B, T] turns, oldest first -> [B] each row's last spoken turn (the question), normalised."""
     turns = normalize_in_graph(history)
     spoken = tf.ragged.boolean_mask(turns, tf.strings.length(turns) > 0)
-    return tf.gather(spoken.flat_values, spoken.row_limits() - 1)
+    return tf.strings.reduce_join(spoken[:, -1:], axis=1)  # "" for a row of no turns (`join_history` rejects it).
 
 
 def normalized_questions(text: tf.Tensor) -> tf.Tensor:
