@@ -156,6 +156,16 @@ def test_changed_controls_reach_the_request_with_the_history(page):
     assert chat[-1]["inputs"]["history"] == [["안녕", first_reply, "뭐 해?"]]  # The tab keeps the conversation.
 
 
+def test_a_name_given_in_the_page_is_told_back_later(page):
+    """The page sends the conversation with every message; the served `chat` keeps the user's name from it."""
+    for turn, text in enumerate(["내 이름은 민지야", "배고파", "내 이름 기억해?"]):
+        page.fill("#input", text)
+        page.press("#input", "Enter")
+        wait_for_bubbles(page, 3 + 2 * turn)
+    replies = [text for who, text in bubbles(page) if who == "bot"]
+    assert "민지" in replies[1] and "민지" not in replies[2] and "민지" in replies[3]
+
+
 def test_reset_clears_the_conversation(page):
     page.fill("#input", "안녕")
     page.press("#input", "Enter")
