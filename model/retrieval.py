@@ -38,7 +38,7 @@ BUCKETS = 2**18  # Hashed n-gram ids; ChatbotData's keys hold ~70k distinct 1-3-
 QUESTION_OF_KEY = r"^.*(\[PERSONA\] |\[SEP\] )"  # Everything up to the last persona or turn separator.
 
 # A message about the user (their own name, their introduction, naming their pet) rather than about the
-# bot: a first-person word and no second-person one, or asking how to name or do something. A
+# bot: a first-person word, or asking how to name, do or say something, and no second-person word. A
 # character's identity answers are not retrieved for it ("내 이름은 민지야" is no "이름이 뭐야?").
 _WORD_END = r"(\s|$|[.,!?~]|는|가|의|도|를|랑|한테|이|은|만)"
 FIRST_PERSON = r"(^|.*\s)(나|내|난|날|저|제|전|우리)" + _WORD_END + r".*"

@@ -109,20 +109,23 @@ def user_turns(history: tf.Tensor) -> tf.Tensor:
     return _turns_of(history, speaker=0)
 
 
+def last_turns(history: tf.Tensor) -> tf.Tensor:
+    """[B, T] turns, oldest first -> [B] each row's last spoken turn (the question), normalised."""
+    return tf.strings.reduce_join(_spoken(history)[:, -1:], axis=1)  # "" for no turns (`join_history` rejects it).
+
+
+def _spoken(history: tf.Tensor) -> tf.RaggedTensor:
+    """[B, T] turns -> [B, None] the turns spoken (not ""), normalised, oldest first."""
+    turns = normalize_in_graph(history)
+    return tf.ragged.boolean_mask(turns, tf.strings.length(turns) > 0)
+
+
 def _turns_of(history: tf.Tensor, speaker: int) -> tf.Tensor:
     """The turns of one speaker, counted from the question (0: the user, 1: the bot), "" elsewhere."""
-    turns = normalize_in_graph(history)
-    spoken = tf.ragged.boolean_mask(turns, tf.strings.length(turns) > 0)
+    spoken = _spoken(history)
     from_end = tf.expand_dims(spoken.row_lengths(), 1) - 1 - tf.ragged.range(spoken.row_lengths())
     kept = tf.ragged.map_flat_values(lambda p, t: tf.where(p % 2 == speaker, t, ""), from_end, spoken)
     return kept.to_tensor("")
-
-
-def last_turns(history: tf.Tensor) -> tf.Tensor:
-    """[B, T] turns, oldest first -> [B] each row's last spoken turn (the question), normalised."""
-    turns = normalize_in_graph(history)
-    spoken = tf.ragged.boolean_mask(turns, tf.strings.length(turns) > 0)
-    return tf.strings.reduce_join(spoken[:, -1:], axis=1)  # "" for a row of no turns (`join_history` rejects it).
 
 
 def normalized_questions(text: tf.Tensor) -> tf.Tensor:
