@@ -219,8 +219,7 @@ def main(argv=None) -> int:
         raise UserError("no rated questions to fit on")
     tables = feature_tables(run, questions)
     texts = [t.question for t in tables]
-    served = {name: getattr(run.config.selector, name) for name in SELECTOR_FEATURES}
-    results = {"served (run's weights)": choices(tables, as_weights(served))}
+    results = {"served (run's weights)": choices(tables, np.array(run.config.selector.weights()))}
     results.update({name: choices(tables, as_weights(w)) for name, w in LABEL_FREE.items()})
     results["reward model (CV)"], fitted, scores = cross_validated(tables, args.folds)
     results["best candidate (oracle)"] = [best_rated(t, labels) for t in tables]

@@ -6,10 +6,10 @@ remember without keeping state: the user's turns are searched for a stated name 
 - the message that states it is answered with a greeting by that name;
 - a later message asking for it ("내 이름 기억해?", "내 이름이 뭐였지?") is answered with the
   last name the user gave, or, where no turn gave one, with a question for it.
-Every other message keeps the selector's reply. A name is remembered as long as its turn is
-among those the client sends (the chat page and `serving/client.py`: the latest 16). Only the forms above are read: "나는 민지야"
-could as well be "나는 대학생이야", so it is left to the selector. Core string ops (RE2) only,
-so TF Serving runs it.
+Every other message keeps the selector's reply. A name is remembered while its turn is among
+those the client sends (the chat page and `serving/client.py`: the latest 16). Only the forms
+above are read: "나는 민지야" could as well be "나는 대학생이야", so it is left to the selector.
+Core string ops (RE2) only, so TF Serving runs it.
 
     replies = answer_about_the_user(user_turns, questions, replies)  # [B, T] user turns, [B], [B]
 """

@@ -88,41 +88,42 @@ def normalize_in_graph(text: tf.Tensor) -> tf.Tensor:
     return tf.strings.strip(tf.strings.regex_replace(text, r"[\s\p{Z}]+", " "))
 
 
-def join_history(history: tf.Tensor, context_turns: int) -> tf.Tensor:
-    """[B, T] turns, oldest first, "" for none -> [B] contexts: the question and `context_turns` earlier turns."""
+def spoken_turns(history: tf.Tensor) -> tf.RaggedTensor:
+    """[B, T] turns, oldest first, "" for none -> [B, None] the spoken turns, normalised.
+
+    InvalidArgument where a row has none.
+    """
     turns = normalize_in_graph(history)
     spoken = tf.strings.length(turns) > 0
     check = tf.debugging.assert_equal(tf.reduce_all(tf.reduce_any(spoken, axis=1)), True,
                                       message="input 'history' has a row whose turns are all empty")
     with tf.control_dependencies([check]):
-        return history_to_context(tf.ragged.boolean_mask(turns, spoken), context_turns)
+        return tf.ragged.boolean_mask(turns, spoken)
 
 
-def earlier_bot_turns(history: tf.Tensor) -> tf.Tensor:
-    """[B, T] turns, oldest first, the user's question last -> [B, T'] the bot's turns, normalised, "" elsewhere."""
-    return _turns_of(history, speaker=1)
+def join_history(history: tf.Tensor, context_turns: int) -> tf.Tensor:
+    """[B, T] turns, oldest first, "" for none -> [B] contexts: the question and `context_turns` earlier turns."""
+    return history_to_context(spoken_turns(history), context_turns)
 
 
-def user_turns(history: tf.Tensor) -> tf.Tensor:
-    """[B, T] turns, oldest first, the user's question last -> [B, T'] the user's turns (the question
-    included), normalised, "" elsewhere."""
-    return _turns_of(history, speaker=0)
+def earlier_bot_turns(spoken: tf.RaggedTensor) -> tf.Tensor:
+    """[B, None] spoken turns, the user's question last -> [B, T'] the bot's turns, "" elsewhere."""
+    return _turns_of(spoken, speaker=1)
 
 
-def last_turns(history: tf.Tensor) -> tf.Tensor:
-    """[B, T] turns, oldest first -> [B] each row's last spoken turn (the question), normalised."""
-    return tf.strings.reduce_join(_spoken(history)[:, -1:], axis=1)  # "" for no turns (`join_history` rejects it).
+def user_turns(spoken: tf.RaggedTensor) -> tf.Tensor:
+    """[B, None] spoken turns, the user's question last -> [B, T'] the user's turns (the question included),
+    "" elsewhere."""
+    return _turns_of(spoken, speaker=0)
 
 
-def _spoken(history: tf.Tensor) -> tf.RaggedTensor:
-    """[B, T] turns -> [B, None] the turns spoken (not ""), normalised, oldest first."""
-    turns = normalize_in_graph(history)
-    return tf.ragged.boolean_mask(turns, tf.strings.length(turns) > 0)
+def last_turns(spoken: tf.RaggedTensor) -> tf.Tensor:
+    """[B, None] spoken turns -> [B] each row's last turn (the question)."""
+    return tf.strings.reduce_join(spoken[:, -1:], axis=1)
 
 
-def _turns_of(history: tf.Tensor, speaker: int) -> tf.Tensor:
+def _turns_of(spoken: tf.RaggedTensor, speaker: int) -> tf.Tensor:
     """The turns of one speaker, counted from the question (0: the user, 1: the bot), "" elsewhere."""
-    spoken = _spoken(history)
     from_end = tf.expand_dims(spoken.row_lengths(), 1) - 1 - tf.ragged.range(spoken.row_lengths())
     kept = tf.ragged.map_flat_values(lambda p, t: tf.where(p % 2 == speaker, t, ""), from_end, spoken)
     return kept.to_tensor("")
@@ -178,10 +179,11 @@ class ServingFunctions:
 
         `max_length` (the input's name in the API) is the reply's length in tokens, [END] included.
         """
-        contexts = join_history(history, self.context_turns)
+        spoken = spoken_turns(history)  # Normalised once, for the context, the bot's and the user's turns.
+        contexts = history_to_context(spoken, self.context_turns)
         replies = self.respond(contexts, self._personas(contexts), strategy, temperature, top_k, top_p,
-                               max_length, seed, retrieval, earlier_bot_turns(history)).reply
-        return {"reply": answer_about_the_user(user_turns(history), last_turns(history), replies)}
+                               max_length, seed, retrieval, earlier_bot_turns(spoken)).reply
+        return {"reply": answer_about_the_user(user_turns(spoken), last_turns(spoken), replies)}
 
     def character(self, text):
         """character: [B] anything -> the character's name and greeting per row (the chat page's title)."""
