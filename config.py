@@ -56,7 +56,9 @@ class DataConfig:
     # Dialogue files, each "FILE" or "FILE@WEIGHT" (.csv, .json XPersona, .jsonl, .aihub.json);
     # none -> the TFDS `chatbot_data` builder. A weight repeats a source's training examples.
     sources: list[str] = field(default_factory=list)
-    character: str | None = None  # Character YAML (name, persona, identity Q/A); see characters/.
+    # Character YAML (name, persona, identity Q/A, its dialogues; see characters/); None: no character.
+    # The default, 하루, trains on the character's own conversations besides `sources` (characters/haru.yaml).
+    character: str | None = "characters/haru.yaml"
     # Give the character's persona to every dialogue without one (and to every request when
     # served). Off by default: at 8 epochs it made greedy replies ignore the question (README).
     character_persona: bool = False
@@ -343,7 +345,7 @@ PRESETS: dict[str, dict] = {
     "seed": {},
     # Seconds-scale model for tests.
     "tiny": {
-        "data": {"sequence_length": 24},
+        "data": {"sequence_length": 24, "character": None},
         "model": {"num_layers": 1, "hidden_dim": 128, "num_heads": 4, "intermediate_dim": 256},
         "train": {"epochs": 3, "warmup_steps": 300, "ema_momentum": 0.0, "weight_decay": 0.0,
                   "mixed_precision": "none"},

@@ -26,7 +26,10 @@ def parse_args(argv=None) -> argparse.Namespace:
         help="dialogue file: .csv (Q,A[,label]), .json (XPersona or AIHub), .jsonl; repeat to mix sources, "
              "@WEIGHT repeats a source's training examples (default 1); default: the TFDS builder",
     )
-    parser.add_argument("--character", help="character YAML (name, persona, identity Q/A), e.g. characters/haru.yaml")
+    parser.add_argument("--character", help="character YAML (name, persona, identity Q/A, dialogues in its voice); "
+                                            "default: characters/haru.yaml, the example character 하루")
+    parser.add_argument("--no-character", action="store_true",
+                        help="train without a character (the seed's single-turn run: --config configs/single_turn.yaml)")
     parser.add_argument("--tfds-manual-dir", help="folder holding ChatbotData.csv for the TFDS builder offline")
     parser.add_argument("--tfds-data-dir", help="TFDS cache folder (default: TFDS's own)")
     parser.add_argument("--epochs", type=int, help="maximum epochs (early stopping may end sooner)")
@@ -42,6 +45,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def resolve(args: argparse.Namespace):
     from config import build_config, dotted_to_nested
+    from data_pipeline.character import character_path, load_character
     from data_pipeline.sources import DataError, parse_source
 
     overrides = dotted_to_nested(args.set)
@@ -56,11 +60,19 @@ def resolve(args: argparse.Namespace):
     for (section, key), value in flags.items():
         if value is not None:
             overrides.setdefault(section, {})[key] = value
+    if args.no_character:
+        overrides.setdefault("data", {})["character"] = None
     config = build_config(args.preset, args.config, overrides)
+    if config.data.character:
+        config.data.character = str(character_path(config.data.character))
     sources = [parse_source(entry)[0] for entry in config.data.sources]
     for key, path in [*(("data.sources", p) for p in sources), ("data.character", config.data.character)]:
         if path and not Path(path).is_file():  # Found before any file is written.
             raise DataError(f"{path}: no such file ({key})")
+    if config.data.character:
+        for path in (parse_source(entry)[0] for entry in load_character(config.data.character).dialogues):
+            if not Path(path).is_file():
+                raise DataError(f"{path}: no such file (the dialogues of {config.data.character})")
     names = [Path(path).stem for path in sources] or ["chatbot_data"]
     data_name = "+".join(names) + (f"+{Path(config.data.character).stem}" if config.data.character else "")
     run_dir = Path(args.run_dir or Path("runs") / f"{config.preset}-{data_name}")

@@ -8,9 +8,14 @@
         a: 저는 하루예요.
     weight: 20               # how many times each identity pair appears per epoch
     greeting: 안녕하세요!     # optional: what the chat page says first (default: the first identity answer)
+    dialogues:               # optional: conversations in the character's voice, FILE or FILE@WEIGHT,
+      - haru_dialogues.jsonl #   relative to this file; any format `data_pipeline/sources.py` reads
 
 Training adds the identity pairs to the training split only (they are a specification,
-not data to hold out), `weight` times per epoch. With `data.character_persona` it also
+not data to hold out), `weight` times per epoch. The character's dialogues are one more
+source each, split by dialogue like every other (`data_pipeline/loading.py`): a run
+trained with the character learns to converse in its voice, and its held-out dialogues
+measure how well. With `data.character_persona` it also
 gives the character's persona to every dialogue that has none of its own, and the chat
 and the export put it before every request (so training and serving see the same). The
 run keeps a copy (`<run_dir>/character.yaml`) and the export carries it.
@@ -26,6 +31,7 @@ import yaml
 from data_pipeline.sources import DataError, Dialogue, normalize_text
 
 
+FIELDS = ("name", "persona", "identity", "weight", "greeting", "dialogues")
 IDENTITY_SOURCE_MARK = ":identity "  # An identity pair's source: "<character file>:identity <n>".
 
 
@@ -42,6 +48,7 @@ class Character:
     weight: float = 20.0
     source: str = ""
     greeting: str = ""  # The chat page's first line; the first identity answer when the file has none.
+    dialogues: tuple[str, ...] = ()  # "FILE" or "FILE@WEIGHT" entries, FILE resolved against the character file.
 
     def identity_dialogues(self, with_persona: bool = False) -> list[Dialogue]:
         persona = self.persona if with_persona else ()
@@ -49,6 +56,18 @@ class Character:
             Dialogue((question, answer), persona, f"{self.source}{IDENTITY_SOURCE_MARK}{index}")
             for index, (question, answer) in enumerate(self.identity)
         ]
+
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+
+def character_path(path: str | Path) -> Path:
+    """`path` as given where it exists, else relative to the project (the default `characters/haru.yaml`
+    from any working directory), else as given (for the error that names it)."""
+    path = Path(path)
+    if path.exists() or path.is_absolute() or not (PROJECT_ROOT / path).exists():
+        return path
+    return PROJECT_ROOT / path
 
 
 def load_character(path: str | Path) -> Character:
@@ -62,9 +81,9 @@ def load_character(path: str | Path) -> Character:
         raise DataError(f"{path}: not valid YAML: {error}") from error
     if not isinstance(loaded, dict):
         raise DataError(f"{path}: expected a mapping with name, persona, identity")
-    unknown = set(loaded) - {"name", "persona", "identity", "weight", "greeting"}
+    unknown = set(loaded) - set(FIELDS)
     if unknown:
-        raise DataError(f"{path}: unknown field(s) {sorted(unknown)}; expected name, persona, identity, weight, greeting")
+        raise DataError(f"{path}: unknown field(s) {sorted(unknown)}; expected {', '.join(FIELDS)}")
     name = normalize_text(str(loaded.get("name") or ""))
     if not name:
         raise DataError(f"{path}: field 'name' is missing or empty")
@@ -78,7 +97,8 @@ def load_character(path: str | Path) -> Character:
     greeting = loaded.get("greeting", identity[0][1])
     if not isinstance(greeting, str) or not normalize_text(greeting):
         raise DataError(f"{path}: field 'greeting' must be a non-empty text, got {greeting!r}")
-    return Character(name, persona, identity, float(weight), str(path), normalize_text(greeting))
+    return Character(name, persona, identity, float(weight), str(path), normalize_text(greeting),
+                     _dialogue_files(loaded.get("dialogues"), path))
 
 
 def _sentences(value, path: Path) -> tuple[str, ...]:
@@ -94,3 +114,22 @@ def _pair(item, index: int, path: Path) -> tuple[str, str]:
     if not question or not answer:
         raise DataError(f"{path}: identity[{index}] has an empty 'q' or 'a'")
     return question, answer
+
+
+def _dialogue_files(value, path: Path) -> tuple[str, ...]:
+    """The `dialogues` entries with each FILE resolved against the character file's folder (not read here)."""
+    from data_pipeline.sources import parse_source
+
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not all(isinstance(entry, str) and entry.strip() for entry in value):
+        raise DataError(f"{path}: field 'dialogues' must be a list of dialogue files (FILE or FILE@WEIGHT)")
+    entries = []
+    for entry in value:
+        try:
+            file, weight = parse_source(entry.strip())
+        except DataError as error:
+            raise DataError(f"{path}: field 'dialogues': {error}") from None
+        resolved = Path(file) if Path(file).is_absolute() else path.parent / file
+        entries.append(f"{resolved}@{weight:g}")
+    return tuple(entries)

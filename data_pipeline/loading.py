@@ -8,7 +8,8 @@ and token ids.
 
 Mixing: every source is read by its reader and split by dialogue on its own (same
 seed, same fraction: a source's split does not depend on what it is mixed with), and
-its training examples carry the source's weight. A character's
+its training examples carry the source's weight. A character's dialogue files
+(`dialogues:` in its YAML) are sources like the others, after `data.sources`. Its
 identity pairs join the training split only, with the character's weight; with
 `data.character_persona` its persona also goes to every dialogue without one (and to
 every served request).
@@ -69,15 +70,17 @@ def run_context_turns(run_dir: Path, context_turns: int) -> int:
     return min(context_turns, seen)
 
 
-def load_sources(data: DataConfig) -> list[tuple[list[Dialogue], ReadReport, float]]:
-    """(dialogues, report, weight) per source; no sources -> the TFDS builder."""
-    if not data.sources:
-        return [(*_load_from_tfds(data), 1.0)]
-    return [(*read_dialogues(path), weight) for path, weight in map(parse_source, data.sources)]
+def load_sources(data: DataConfig, character: Character | None = None) -> list[tuple[list[Dialogue], ReadReport, float]]:
+    """(dialogues, report, weight) per source, then per dialogue file of `character`; no sources -> the TFDS builder."""
+    loaded = ([(*read_dialogues(path), weight) for path, weight in map(parse_source, data.sources)]
+              if data.sources else [(*_load_from_tfds(data), 1.0)])
+    dialogue_files = character.dialogues if character else ()
+    return loaded + [(*read_dialogues(path), weight) for path, weight in map(parse_source, dialogue_files)]
 
 
 def load_dialogues(data: DataConfig) -> tuple[list[Dialogue], ReadReport]:
-    """All sources' dialogues in one list (weights ignored), with the first source's report."""
+    """The sources' dialogues in one list (weights and the character's dialogues left out), with the first
+    source's report."""
     loaded = load_sources(data)
     return [d for dialogues, _, _ in loaded for d in dialogues], loaded[0][1]
 
@@ -110,7 +113,7 @@ def prepare_data(data: DataConfig, run_dir: Path) -> PreparedData:
 
     character = load_character(data.character) if data.character else None
     train, validation, reports = [], [], []
-    for dialogues, read_report, weight in load_sources(data):
+    for dialogues, read_report, weight in load_sources(data, character):
         print(read_report.summary())
         reports.append({**read_report.to_dict(), "weight": weight})
         if character and data.character_persona:

@@ -4,7 +4,7 @@ import numpy as np
 import tensorflow as tf
 
 from config import END_ID, PAD_ID, START_ID
-from data_pipeline.dataset import make_dataset, padding_stats
+from data_pipeline.dataset import NO_BUCKETS, make_dataset, padding_stats
 from data_pipeline.examples import Example, to_examples
 
 
@@ -43,7 +43,7 @@ def test_bucketing_computes_little_padding(tokenizer, chatbot_dialogues):
     examples = to_examples(chatbot_dialogues[:2000])
     bucketed = padding_stats(make_dataset(examples, tokenizer, sequence_length=40, batch_size=64, shuffle=True))
     unbucketed = padding_stats(
-        make_dataset(examples, tokenizer, sequence_length=40, batch_size=64, shuffle=True, bucket_boundaries=())
+        make_dataset(examples, tokenizer, sequence_length=40, batch_size=64, shuffle=True, buckets=NO_BUCKETS)
     )
     assert bucketed.real_tokens == unbucketed.real_tokens  # Same examples, nothing lost.
     assert bucketed.padding_fraction < 0.35
@@ -70,8 +70,8 @@ def test_every_example_appears_once(tokenizer):
 
 def test_word_dropout_hides_inputs_not_targets(tokenizer, chatbot_dialogues):
     examples = to_examples(chatbot_dialogues[:300])
-    plain = list(make_dataset(examples, tokenizer, sequence_length=40, batch_size=300, shuffle=False, bucket_boundaries=()))
-    noisy = list(make_dataset(examples, tokenizer, sequence_length=40, batch_size=300, shuffle=False, bucket_boundaries=(),
+    plain = list(make_dataset(examples, tokenizer, sequence_length=40, batch_size=300, shuffle=False, buckets=NO_BUCKETS))
+    noisy = list(make_dataset(examples, tokenizer, sequence_length=40, batch_size=300, shuffle=False, buckets=NO_BUCKETS,
                               word_dropout_rate=0.3))
     (plain_inputs, plain_targets), = plain
     (noisy_inputs, noisy_targets), = noisy

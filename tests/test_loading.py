@@ -43,7 +43,7 @@ def test_mixed_sources_weights_and_character(persona_run):
     assert run_persona(run_dir, DataConfig(character_persona=True)) == persona
 
     report = json.loads((run_dir / "data_report.json").read_text(encoding="utf-8"))
-    assert [r["weight"] for r in report["read"]] == [2.0, 1.0]
+    assert [r["weight"] for r in report["read"]] == [2.0, 1.0, 1.0]  # XPersona, AIHub, the character's dialogues.
     assert report["character"]["name"] == "하루" and report["context_turns_seen"] == 3
     assert run_context_turns(run_dir, 3) == 3 and run_context_turns(run_dir, 1) == 1
 
@@ -62,8 +62,9 @@ def test_by_default_the_character_adds_identity_pairs_but_no_persona(tmp_path):
 
 
 def test_a_sources_split_does_not_depend_on_what_it_is_mixed_with(tmp_path, chatbot_csv):
-    alone = prepare_data(DataConfig(sources=[str(chatbot_csv)], vocab_size=500), tmp_path / "alone")
-    mixed = prepare_data(DataConfig(sources=[str(chatbot_csv), str(AIHUB_SAMPLE)], vocab_size=500), tmp_path / "mixed")
+    alone = prepare_data(DataConfig(sources=[str(chatbot_csv)], character=None, vocab_size=500), tmp_path / "alone")
+    mixed = prepare_data(DataConfig(sources=[str(chatbot_csv), str(AIHUB_SAMPLE)], character=None, vocab_size=500),
+                         tmp_path / "mixed")
     chatbot = [e.source for e in mixed.validation if "ChatbotData" in e.source]
     assert chatbot == [e.source for e in alone.validation]
     assert len(mixed.validation) > len(chatbot)  # The sample contributed its own held-out dialogue.
@@ -71,4 +72,24 @@ def test_a_sources_split_does_not_depend_on_what_it_is_mixed_with(tmp_path, chat
 
 def test_unreadable_source_names_the_file(tmp_path):
     with pytest.raises(DataError, match="missing.jsonl"):
-        prepare_data(DataConfig(sources=[str(tmp_path / "missing.jsonl")]), tmp_path / "run")
+        prepare_data(DataConfig(sources=[str(tmp_path / "missing.jsonl")], character=None), tmp_path / "run")
+
+
+def test_the_characters_dialogues_are_one_more_source_split_by_dialogue(tmp_path):
+    corpus = tmp_path / "talk.jsonl"
+    lines = [json.dumps({"turns": [{"speaker": "user", "text": f"안녕 {i}"}, {"speaker": "bot", "text": f"반가워요 {i}"},
+                                   {"speaker": "user", "text": f"잘 지내 {i}"}, {"speaker": "bot", "text": f"네 {i}"}]},
+                        ensure_ascii=False) for i in range(20)]
+    corpus.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    character = tmp_path / "c.yaml"
+    character.write_text("name: n\npersona: [a]\nidentity: [{q: 누구야, a: 저는 n이에요}]\ndialogues: [talk.jsonl@3]\n",
+                         encoding="utf-8")
+    (tmp_path / "run").mkdir()
+    data = prepare_data(DataConfig(sources=[str(AIHUB_SAMPLE)], character=str(character), vocab_size=300),
+                        tmp_path / "run")
+    train = [e for e in data.train if "talk.jsonl" in e.source]
+    validation = [e for e in data.validation if "talk.jsonl" in e.source]
+    assert len(train) + len(validation) == 40 and validation and {e.weight for e in train} == {3.0}
+    assert not {e.source for e in train} & {e.source for e in validation}
+    assert any(" [SEP] " in e.context for e in train)  # The second bot turn sees the first exchange.
+    assert [r["weight"] for r in data.report["read"]] == [1.0, 3.0]
