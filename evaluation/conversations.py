@@ -58,6 +58,15 @@ def render(history) -> str:
     return "\n".join(f"{SPEAKERS[i % 2]}: {text}" for i, text in enumerate(history))
 
 
+def history_of(rendered: str) -> list[str]:
+    """`render`'s inverse: the turns of a rendered conversation; any other text is a history of one turn."""
+    lines = rendered.split("\n")
+    marks = [f"{SPEAKERS[i % 2]}: " for i in range(len(lines))]
+    if all(line.startswith(mark) for line, mark in zip(lines, marks)):
+        return [line[len(mark):] for line, mark in zip(lines, marks)]
+    return [rendered]
+
+
 def load_conversations(path: str | Path) -> list[Conversation]:
     """The conversations of a JSON Lines file; a bad line fails naming file:line and the field."""
     conversations, seen = [], set()

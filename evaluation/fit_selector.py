@@ -4,10 +4,12 @@
         --ssa-labels ../shared/data/ssa_validation_labels.jsonl --ssa-labels evaluation/ssa_labels.jsonl \\
         --questions-of ../shared/data/ssa_validation_labels.jsonl
 
-For every rated question (its text is the context, as in a single-turn request) the served
-graph's own functions form the candidates (`ServingFunctions.candidates`, the run's selector
-settings) and their features (`ServingFunctions.features`); every rated reply of the question
-gets the same features (a rated reply that is not a candidate counts as generated).
+For every rated question, or conversation (rendered as `evaluation/conversations.py` renders it,
+the user's message last: its turns are the history of a `chat` request), the served graph's own
+functions form the candidates (`ServingFunctions.candidate_table`: the run's selector settings,
+the greedy reply) and their features; every rated reply of the question gets the same features (a
+rated reply that is not a candidate counts as generated). Folds are drawn over conversations (the
+turns of one conversation, which share its first message, stay in one fold) and single questions.
 
 Selectors compared, each choosing among the served candidates of a question:
 - `served`: the run's own selector weights (`selector:` in its config; the defaults were fitted
@@ -77,10 +79,11 @@ def feature_tables(run, questions: dict[str, dict], batch_size: int = 32) -> lis
     from config import DecodingSettings
     from serving.replies import RunReplies, decoded
 
+    from evaluation.conversations import history_of
+
     functions = RunReplies(run, retrieval=True).functions(DecodingSettings()).functions
-    strings = tf.TensorSpec([None], tf.string)
     table = tf.function(functions.candidate_table, input_signature=[
-        strings, strings, tf.TensorSpec([], tf.int32), tf.TensorSpec([], tf.int64),
+        tf.TensorSpec([None, None], tf.string), tf.TensorSpec([], tf.int32), tf.TensorSpec([], tf.int64),
         tf.TensorSpec([None, None], tf.string)], autograph=False)
     texts = list(questions)
     tables = []
@@ -89,9 +92,11 @@ def feature_tables(run, questions: dict[str, dict], batch_size: int = 32) -> lis
         rated = [list(questions[q]["replies"]) for q in batch]
         width = max(len(r) for r in rated)
         extras = tf.constant([r + [""] * (width - len(r)) for r in rated])
+        histories = [history_of(q) for q in batch]
+        turns = max(len(h) for h in histories)
+        history = tf.constant([h + [""] * (turns - len(h)) for h in histories])
         candidates, features, extra_features = table(
-            tf.constant(batch), tf.fill([len(batch)], run.persona), tf.constant(run.config.export.max_reply_length),
-            tf.constant(0, tf.int64), extras)
+            history, tf.constant(run.config.export.max_reply_length), tf.constant(0, tf.int64), extras)
         for row, question in enumerate(batch):
             count = len(rated[row])
             tables.append(QuestionTable(
@@ -142,8 +147,18 @@ def best_rated(table: QuestionTable, labels: dict) -> str:
     return max(table.candidates, key=value)
 
 
-def folds_of(count: int, folds: int, seed: int = 0) -> np.ndarray:
-    return np.random.default_rng(seed).permutation(count) % folds
+def folds_of(groups: list[str], folds: int, seed: int = 0) -> np.ndarray:
+    """A fold per item, the same for every item of one group."""
+    distinct = list(dict.fromkeys(groups))
+    fold_of = dict(zip(distinct, np.random.default_rng(seed).permutation(len(distinct)) % folds))
+    return np.array([fold_of[g] for g in groups])
+
+
+def conversation_of(table: QuestionTable) -> str:
+    """What keeps a question's fold: its conversation's first message (a single question is its own)."""
+    from evaluation.conversations import history_of
+
+    return history_of(table.question)[0]
 
 
 def cross_validated(tables: list[QuestionTable], folds: int) -> tuple[list[str], list[np.ndarray], np.ndarray]:
@@ -151,7 +166,7 @@ def cross_validated(tables: list[QuestionTable], folds: int) -> tuple[list[str],
 
     Returns the choices, each fold's weights, and each choice's score under its fold's weights.
     """
-    fold = folds_of(len(tables), folds)
+    fold = folds_of([conversation_of(t) for t in tables], folds)
     picked: list[str] = [""] * len(tables)
     scores = np.zeros(len(tables))
     fitted = []

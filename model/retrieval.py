@@ -72,6 +72,20 @@ def ngram_ids(texts: tf.Tensor, buckets: int = BUCKETS) -> tf.RaggedTensor:
     return tf.strings.to_hash_bucket_fast(grams, buckets)
 
 
+def text_vectors(texts: tf.Tensor, idf: tf.Tensor, dims: int = 4096) -> tf.Tensor:
+    """[N] texts -> [N, dims] L2-normalised TF-IDF vectors of their character 1-3-grams, folded into `dims`.
+
+    For comparing a few texts with each other in a request (what the user said, the candidates):
+    folding the hashed n-grams into `dims` columns makes a cosine a small matmul, at the price of
+    rare collisions. `idf` [buckets]: an index's (`RetrievalIndex.idf`).
+    """
+    ids = ngram_ids(texts, int(idf.shape[0]))
+    count = tf.shape(texts, out_type=tf.int64)[0]
+    cells = ids.value_rowids() * dims + ids.flat_values % dims
+    dense = tf.math.unsorted_segment_sum(tf.gather(idf, ids.flat_values), cells, count * dims)
+    return tf.math.l2_normalize(tf.reshape(dense, [count, dims]), axis=1)
+
+
 def _tfidf_rows(ids: list[np.ndarray], idf: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
     """Per key: (distinct feature ids, L2-normalised count * idf)."""
     rows = []

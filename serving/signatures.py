@@ -15,8 +15,9 @@ Five signatures:
         decoding controls apply to the whole request (the generated candidate is the
         request's strategy); the selector never repeats a reply the bot gave earlier in the
         row while it has another candidate; `retrieval` false: the generator's reply alone;
-        a name the user gave ("내 이름은 민지야") is greeted and told back when asked for
-        (`model/user_facts.py`);
+        a name the user gave ("내 이름은 민지야") is greeted and told back when asked for, and
+        a question asking to recall anything else the user said is answered from their earlier
+        turns (`model/user_facts.py`);
     retrieve(text [B] string) -> {"responses": [B, k] string, "similarity": [B, k] float}
         the training responses of the k most similar training keys (the lookup);
     character(text [B] string) -> {"name": [B] string, "greeting": [B] string}
@@ -52,9 +53,9 @@ from data_pipeline.context import history_to_context
 from model.compat import core_op_slice_update
 from model.fused_decoding import FusedDecoder
 from model.hybrid import Selection, threshold_selection
-from model.retrieval import about_the_user, key_texts, question_texts
+from model.retrieval import BUCKETS, about_the_user, key_texts, question_texts
 from model.selector import Candidates, candidate_features, choose, introduces, response_frequencies
-from model.user_facts import answer_about_the_user
+from model.user_facts import answer_about_the_user, recall_what_was_said
 from model.generation import (
     apply_controls, best_beam, detokenize_replies, encode_contexts, generate_reply_ids, sampling_logits,
 )
@@ -115,6 +116,11 @@ def user_turns(spoken: tf.RaggedTensor) -> tf.Tensor:
     """[B, None] spoken turns, the user's question last -> [B, T'] the user's turns (the question included),
     "" elsewhere."""
     return _turns_of(spoken, speaker=0)
+
+
+def earlier_user_turns(spoken: tf.RaggedTensor) -> tf.Tensor:
+    """[B, None] spoken turns, the user's question last -> [B, T'] the user's turns before the question, "" elsewhere."""
+    return _turns_of(spoken[:, :-1], speaker=1)  # Without the question, the last turn is the bot's.
 
 
 def last_turns(spoken: tf.RaggedTensor) -> tf.Tensor:
@@ -183,7 +189,9 @@ class ServingFunctions:
         contexts = history_to_context(spoken, self.context_turns)
         replies = self.respond(contexts, self._personas(contexts), strategy, temperature, top_k, top_p,
                                max_length, seed, retrieval, earlier_bot_turns(spoken)).reply
-        return {"reply": answer_about_the_user(user_turns(spoken), last_turns(spoken), replies)}
+        question = last_turns(spoken)
+        replies = recall_what_was_said(earlier_user_turns(spoken), question, replies, self._idf())
+        return {"reply": answer_about_the_user(user_turns(spoken), question, replies)}
 
     def character(self, text):
         """character: [B] anything -> the character's name and greeting per row (the chat page's title)."""
@@ -281,12 +289,15 @@ class ServingFunctions:
                           tf.concat([tf.gather(self.frequencies, rows), others], 1),
                           tf.concat([tf.zeros_like(similarities), tf.ones_like(others)], 1))
 
-    def candidate_table(self, contexts, personas, max_reply_length, seed, extras):
-        """What the selector sees for `serving_default`'s candidates and for `extras` [B, E] (rated replies).
+    def candidate_table(self, history, max_reply_length, seed, extras):
+        """What the selector sees for `chat`'s candidates of `history` [B, T] and for `extras` [B, E] (rated replies).
 
-        -> (texts [B, C], features [B, C, F], extra features [B, E, F]). An extra equal to a
-        candidate has its features; any other counts as generated. For `evaluation/fit_selector.py`.
+        -> (texts [B, C], features [B, C, F], extra features [B, E, F]). The generated candidate is
+        greedy, as `chat` serves by default. An extra equal to a candidate has its features; any other
+        counts as generated. For `evaluation/fit_selector.py`; a single question is a history of one turn.
         """
+        contexts = history_to_context(spoken_turns(history), self.context_turns)
+        personas = self._personas(contexts)
         encoder_ids = self._encode(contexts, personas)
         generated = self._generate(encoder_ids, tf.constant(0), tf.constant(1.0), tf.constant(0), tf.constant(1.0),
                                    max_reply_length, seed, fixed_index=0)
@@ -315,6 +326,10 @@ class ServingFunctions:
         """[B] packed contexts and personas -> [B] the most similar training key's response (the anchor)."""
         _, rows = self.index.search(key_texts(personas, contexts), 1)
         return self.index.responses_of(rows[:, 0])
+
+    def _idf(self) -> tf.Tensor:
+        """The index's inverse document frequencies (uniform without an index): weights for comparing texts."""
+        return self.index.idf if self.index is not None else tf.ones([BUCKETS])
 
     def _personas(self, contexts):
         return tf.fill(tf.shape(contexts), self.persona)
