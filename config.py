@@ -36,7 +36,7 @@ LEARNING_RATE_DECAYS = ("rsqrt", "none")  # model/schedule.py
 DISTRIBUTION_STRATEGIES = ("default", "mirrored", "multi_worker")  # model/distribution.py
 PRECISIONS = ("auto", "none", "mixed_bfloat16", "mixed_float16")  # model/precision.py
 # What the reply selector scores each candidate by (model/selector.py); `SelectorConfig` weighs them.
-SELECTOR_FEATURES = ("similarity", "generated", "likelihood", "prior", "frequency", "tokens")
+SELECTOR_FEATURES = ("similarity", "generated", "likelihood", "prior", "frequency", "tokens", "echo", "repeat")
 
 
 def require(ok: bool, key: str, value, allowed: str) -> None:
@@ -302,6 +302,8 @@ class SelectorConfig:
     prior: float = 0.17
     frequency: float = -1.14
     tokens: float = -0.23
+    echo: float = 0.0
+    repeat: float = 0.0
 
     def __post_init__(self):
         require(self.retrieved >= 1, "selector.retrieved", self.retrieved, ">= 1")

@@ -11,6 +11,10 @@ and `--samples` sampled candidates (sample-and-rank). Then, in this process afte
 a time, the exports in alternating rounds, for each session thread setting (TF
 Serving's `--tensorflow_inter_op_parallelism`), and the replies per second of
 batches of 32 questions. `--reply-tokens` sets the export's reply length.
+
+With `--turns N` (a run with held-out dialogues, `evaluation/held_out_dialogues.py`) it also
+times the `chat` signature on one conversation turn at a time, N bot turns of the held-out
+dialogues with their real history and the default controls: the request a chat client sends.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from data_pipeline.examples import load_examples  # noqa: E402
 from model.retrieval import run_index  # noqa: E402
 from model.run_files import load_run  # noqa: E402
 from run_directory import RunDirectory  # noqa: E402
+from serving.client import chat_arrays  # noqa: E402
 from serving.export import write_saved_model  # noqa: E402
 from serving.loaded_model import LoadedVersion, disable_xla_compilation, session_config  # noqa: E402
 
@@ -40,6 +45,21 @@ def served_latencies_ms(version: LoadedVersion, questions: list[str], warmup: in
     """`serving_default` on one question at a time."""
     return latencies_ms(lambda question: version.run("serving_default", {"text": np.array([question], object)}),
                         questions, warmup)
+
+
+def chat_latencies_ms(version: LoadedVersion, histories: list[list[str]], warmup: int = 0) -> np.ndarray:
+    """`chat` on one conversation at a time, with the default controls (as a chat client sends them)."""
+    return latencies_ms(lambda history: version.run("chat", chat_arrays([history])), histories, warmup)
+
+
+def held_out_histories(run_dir: str, count: int) -> list[list[str]]:
+    """The histories of `count` bot turns of the run's held-out multi-turn dialogues (spread over them)."""
+    from evaluation.held_out_dialogues import held_out_dialogues, reference_turns
+
+    dialogues = held_out_dialogues(load_examples(RunDirectory(run_dir).validation_split), "")
+    turns = reference_turns([d for d in dialogues if len(d.turns) > 2])  # Conversations, not single questions.
+    step = max(1, len(turns) // max(count, 1))
+    return [list(t.history) for t in turns[::step][:count]]
 
 
 def replies_per_second(version: LoadedVersion, questions: list[str], batch: int = 32) -> float:
@@ -57,6 +77,7 @@ def main(argv=None) -> int:
     parser.add_argument("--reply-tokens", type=int, default=24)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--samples", type=int, default=4, help="sampled candidates of the sample-and-rank export")
+    parser.add_argument("--turns", type=int, default=0, help="also time `chat` on this many held-out conversation turns")
     args = parser.parse_args(argv)
 
     run = load_run(args.run_dir)
@@ -64,6 +85,7 @@ def main(argv=None) -> int:
         run.config, export=dataclasses.replace(run.config.export, max_reply_length=args.reply_tokens)
     )
     questions = [e.context for e in load_examples(RunDirectory(args.run_dir).validation_split)][: args.questions]
+    histories = held_out_histories(args.run_dir, args.turns) if args.turns else []
     disable_xla_compilation()
     print(f"run {args.run_dir}; {len(questions)} validation questions, batch 1, XLA disabled, TF1 loader + Session; "
           f"{args.rounds} alternating rounds")
@@ -100,7 +122,30 @@ def main(argv=None) -> int:
             greedy, *hybrids = (np.percentile(times[label], 50) for label in exports)
             for label, p50 in zip(list(exports)[1:], hybrids):
                 print(f"{'ratio to greedy':<28} {'':>16} {p50 / greedy:8.2f}x  ({label})")
+            if histories:
+                print_chat_latencies(exports, tmp, histories, inter_op, args.rounds)
     return 0
+
+
+def print_chat_latencies(exports: dict, folder: str, histories: list[list[str]], inter_op: int, rounds: int) -> None:
+    """`chat` p50/p95 per export on one held-out turn at a time (alternating rounds), and the ratio to greedy."""
+    versions = {label: LoadedVersion(Path(folder) / label, session_config(inter_op_threads=inter_op)) for label in exports}
+    for version in versions.values():
+        chat_latencies_ms(version, histories[:3])  # Warm up.
+    times = {label: [] for label in exports}
+    for _ in range(rounds):
+        for label, version in versions.items():
+            times[label].extend(chat_latencies_ms(version, histories))
+    header = f"{'chat, one turn':<28} {'inter-op threads':>16} {'p50 ms':>8} {'p95 ms':>8}"
+    print(header)
+    print("-" * len(header))
+    for label, version in versions.items():
+        version.close()
+        print(f"{label:<28} {inter_op or 'TF default':>16} {np.percentile(times[label], 50):8.1f} "
+              f"{np.percentile(times[label], 95):8.1f}")
+    greedy = np.percentile(times[next(iter(exports))], 50)
+    for label in list(exports)[1:]:
+        print(f"{'ratio to greedy':<28} {'':>16} {np.percentile(times[label], 50) / greedy:8.2f}x  ({label})")
 
 
 if __name__ == "__main__":

@@ -25,6 +25,9 @@ from pathlib import Path
 from errors import UserError
 
 MIN_COVERAGE = 0.9  # No SSA figure over fewer of a strategy's replies than this share.
+# Marks a rater may add beside the rating, kept when a sheet is merged: the reply claims a human life
+# (meals, sleep, family, a job, a home) or another identity for the character.
+EXTRA_MARKS = ("human_life", "other_identity")
 SHEET_FIELDS = ("id", "question", "reply", "sensible", "specific")
 
 
@@ -165,8 +168,10 @@ def merge_rating_sheet(sheet: str | Path, label_file: str | Path, produced_by: s
         if pair in known:
             continue
         known[pair] = rating
+        marks = {m: _binary(record, m, where) for m in EXTRA_MARKS if record.get(m) is not None}
         added.append({"question": record["question"], "reply": record["reply"], "sensible": rating.sensible,
-                      "specific": rating.specific, "candidates": [produced_by], "source": record.get("source", "")})
+                      "specific": rating.specific, **marks, "candidates": [produced_by],
+                      "source": record.get("source", "")})
     with label_file.open("a", encoding="utf-8") as out:
         for row in added:
             out.write(json.dumps(row, ensure_ascii=False) + "\n")

@@ -77,13 +77,14 @@ def text_vectors(texts: tf.Tensor, idf: tf.Tensor, dims: int = 4096) -> tf.Tenso
 
     For comparing a few texts with each other in a request (what the user said, the candidates):
     folding the hashed n-grams into `dims` columns makes a cosine a small matmul, at the price of
-    rare collisions. `idf` [buckets]: an index's (`RetrievalIndex.idf`).
+    rare collisions. `idf` [buckets]: an index's (`RetrievalIndex.idf`). An empty text is the zero vector.
     """
     ids = ngram_ids(texts, int(idf.shape[0]))
     count = tf.shape(texts, out_type=tf.int64)[0]
     cells = ids.value_rowids() * dims + ids.flat_values % dims
     dense = tf.math.unsorted_segment_sum(tf.gather(idf, ids.flat_values), cells, count * dims)
-    return tf.math.l2_normalize(tf.reshape(dense, [count, dims]), axis=1)
+    spoken = tf.cast(tf.strings.length(tf.strings.strip(texts)) > 0, tf.float32)[:, None]  # "": no vector.
+    return tf.math.l2_normalize(tf.reshape(dense, [count, dims]), axis=1) * spoken
 
 
 def _tfidf_rows(ids: list[np.ndarray], idf: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:

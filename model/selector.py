@@ -15,6 +15,8 @@ bot, and never a character's self-introduction to a message about the user
                  a negative weight is Li et al. (2016)'s MMI correction for replies that fit everything
     frequency    log(1 + training keys that have this response): popular answers are generic
     tokens       the candidate's length in WordPiece tokens / 10
+    echo         TF-IDF cosine of the candidate and the user's message: does it take up what was said
+    repeat       the highest TF-IDF cosine of the candidate and the bot's earlier turns: saying it again
 
 The weights are a logistic regression on blind SSA ratings (`evaluation/fit_selector.py`,
 cross-validated over questions). Graph-safe, core ops only.
@@ -30,6 +32,7 @@ import tensorflow as tf
 
 from config import SELECTOR_FEATURES as FEATURES
 from model.candidate_scoring import candidate_log_likelihood
+from model.retrieval import text_vectors
 
 
 class Candidates(NamedTuple):
@@ -50,21 +53,44 @@ def response_frequencies(responses) -> np.ndarray:
     return np.log1p(np.array([counts[t] for t in texts], np.float32))
 
 
+class Turns(NamedTuple):
+    """What a conversation said so far, for the features that compare candidates with it."""
+
+    question: tf.Tensor  # [B] the user's message
+    bot_turns: tf.Tensor  # [B, T] the bot's earlier turns, "" elsewhere
+    idf: tf.Tensor  # [buckets] the retrieval index's inverse document frequencies
+
+
 def candidate_features(model, tokenizer, encoder_ids, prior_ids, candidates, similarity, frequency,
-                       generated) -> tf.Tensor:
+                       generated, turns: Turns) -> tf.Tensor:
     """[B, C] candidates with [B, C] similarity, frequency and generated (0/1) -> [B, C, len(FEATURES)].
 
     `encoder_ids` [B, S]: the contexts; `prior_ids` [B, S0]: the same without the context (the
-    persona alone, or nothing).
+    persona alone, or nothing); `turns`: the conversation's texts.
     """
     log_likelihood, tokens = candidate_log_likelihood(model, tokenizer, encoder_ids, candidates)
     prior, _ = candidate_log_likelihood(model, tokenizer, prior_ids, candidates)
     per_token = tf.maximum(tokens, 1.0)
+    echo, repeat = _overlaps(candidates, turns)
     columns = {
         "similarity": similarity, "generated": generated, "likelihood": log_likelihood / per_token,
-        "prior": prior / per_token, "frequency": frequency, "tokens": tokens / 10.0,
+        "prior": prior / per_token, "frequency": frequency, "tokens": tokens / 10.0, "echo": echo, "repeat": repeat,
     }
     return tf.stack([tf.cast(columns[name], tf.float32) for name in FEATURES], axis=-1)
+
+
+def _overlaps(candidates: tf.Tensor, turns: Turns) -> tuple[tf.Tensor, tf.Tensor]:
+    """[B, C] candidates -> ([B, C] cosine with the question, [B, C] highest cosine with a bot turn (0 for none))."""
+    batch, count, said = tf.shape(candidates)[0], tf.shape(candidates)[1], tf.shape(turns.bot_turns)[1]
+    texts = tf.concat([tf.reshape(candidates, [-1]), turns.question, tf.reshape(turns.bot_turns, [-1])], axis=0)
+    vectors = text_vectors(texts, turns.idf)
+    candidate_vectors = tf.reshape(vectors[:batch * count], [batch, count, -1])
+    question_vectors = vectors[batch * count:batch * (count + 1)]
+    bot_vectors = tf.reshape(vectors[batch * (count + 1):], [batch, said, -1])
+    echo = tf.linalg.matvec(candidate_vectors, question_vectors)
+    repeat = tf.reduce_max(tf.concat([tf.zeros([batch, count, 1]),
+                                      tf.matmul(candidate_vectors, bot_vectors, transpose_b=True)], axis=2), axis=2)
+    return echo, repeat
 
 
 def introduces(texts: tf.Tensor, name: str) -> tf.Tensor:

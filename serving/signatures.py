@@ -54,7 +54,7 @@ from model.compat import core_op_slice_update
 from model.fused_decoding import FusedDecoder
 from model.hybrid import Selection, threshold_selection
 from model.retrieval import BUCKETS, about_the_user, key_texts, question_texts
-from model.selector import Candidates, candidate_features, choose, introduces, response_frequencies
+from model.selector import Candidates, Turns, candidate_features, choose, introduces, response_frequencies
 from model.user_facts import answer_about_the_user, recall_what_was_said
 from model.generation import (
     apply_controls, best_beam, detokenize_replies, encode_contexts, generate_reply_ids, sampling_logits,
@@ -267,9 +267,10 @@ class ServingFunctions:
     def _select(self, keys, encoder_ids, personas, generated, max_reply_length, seed, earlier_replies) -> Selection:
         """The selector's choice among the retrieved responses, `generated` [B] and the sampled replies."""
         candidates = self.candidates(keys, encoder_ids, generated, max_reply_length, seed)
-        features = self.features(encoder_ids, personas, candidates)
-        if earlier_replies is not None:
-            earlier_replies = normalize_in_graph(earlier_replies)
+        if earlier_replies is None:
+            earlier_replies = tf.fill([tf.shape(keys)[0], 1], "")
+        earlier_replies = normalize_in_graph(earlier_replies)
+        features = self.features(encoder_ids, personas, candidates, question_texts(keys), earlier_replies)
         held = None
         if self.character_lines is not None:  # No self-introduction to a message about the user.
             held = about_the_user(question_texts(keys))[:, None] & introduces(candidates.texts, self.character_lines[0])
@@ -296,7 +297,8 @@ class ServingFunctions:
         greedy, as `chat` serves by default. An extra equal to a candidate has its features; any other
         counts as generated. For `evaluation/fit_selector.py`; a single question is a history of one turn.
         """
-        contexts = history_to_context(spoken_turns(history), self.context_turns)
+        spoken = spoken_turns(history)
+        contexts = history_to_context(spoken, self.context_turns)
         personas = self._personas(contexts)
         encoder_ids = self._encode(contexts, personas)
         generated = self._generate(encoder_ids, tf.constant(0), tf.constant(1.0), tf.constant(0), tf.constant(1.0),
@@ -312,15 +314,17 @@ class ServingFunctions:
         extra = Candidates(extras, of_extras(candidates.similarity, 0.0), of_extras(candidates.frequency, 0.0),
                            of_extras(candidates.generated, 1.0))
         both = Candidates(*(tf.concat([a, b], axis=1) for a, b in zip(candidates, extra)))
-        features = self.features(encoder_ids, personas, both)
+        features = self.features(encoder_ids, personas, both, last_turns(spoken), earlier_bot_turns(spoken))
         count = tf.shape(candidates.texts)[1]
         return candidates.texts, features[:, :count], features[:, count:]
 
-    def features(self, encoder_ids, personas, candidates: Candidates) -> tf.Tensor:
-        """[B, C, F] the selector's features of `candidates` (`model/selector.py`)."""
+    def features(self, encoder_ids, personas, candidates: Candidates, question, bot_turns) -> tf.Tensor:
+        """[B, C, F] the selector's features of `candidates` (`model/selector.py`) for the user's message
+        `question` [B] after the bot's earlier turns `bot_turns` [B, T] ("" for none)."""
         no_context = self._encode(tf.fill(tf.shape(personas), ""), personas)
+        turns = Turns(question, normalize_in_graph(bot_turns), self.index.idf)
         return candidate_features(self.model, self.tokenizer, encoder_ids, no_context, candidates.texts,
-                                  candidates.similarity, candidates.frequency, candidates.generated)
+                                  candidates.similarity, candidates.frequency, candidates.generated, turns)
 
     def lookup(self, contexts, personas) -> tf.Tensor:
         """[B] packed contexts and personas -> [B] the most similar training key's response (the anchor)."""

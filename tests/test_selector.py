@@ -6,7 +6,8 @@ import tensorflow as tf
 from config import SELECTOR_FEATURES
 from model.candidate_scoring import candidate_log_likelihood
 from model.generation import encode_contexts
-from model.selector import candidate_features, choose, response_frequencies
+from model.retrieval import text_vectors
+from model.selector import Turns, candidate_features, choose, response_frequencies
 
 QUESTIONS = ["배고파", "오늘 너무 피곤해"]
 CANDIDATES = [["뭐라도 드세요.", "푹 쉬세요.", "밥 먹어요."], ["일찍 주무세요.", "푹 쉬세요.", "저랑 놀아요."]]
@@ -24,8 +25,9 @@ def test_features_are_the_model_likelihoods_with_and_without_context(random_mode
     similarity = tf.constant([[0.9, 0.4, 0.0], [0.5, 0.3, 0.0]])
     frequency = tf.constant([[1.0, 2.0, 0.0], [0.5, 2.0, 0.0]])
     generated = tf.constant([[0.0, 0.0, 1.0], [0.0, 0.0, 1.0]])
+    turns = Turns(tf.constant(QUESTIONS), tf.constant([["", ""], ["푹 쉬세요.", ""]]), tf.ones([2**18]))
     features = candidate_features(random_model, tokenizer, encoder_ids, no_context, candidates, similarity, frequency,
-                                  generated).numpy()
+                                  generated, turns).numpy()
     assert features.shape == (2, 3, len(SELECTOR_FEATURES))
     total, tokens = candidate_log_likelihood(random_model, tokenizer, encoder_ids, candidates)
     prior, _ = candidate_log_likelihood(random_model, tokenizer, no_context, candidates)
@@ -35,6 +37,11 @@ def test_features_are_the_model_likelihoods_with_and_without_context(random_mode
     np.testing.assert_allclose(features[..., COLUMN["similarity"]], similarity)
     np.testing.assert_allclose(features[..., COLUMN["generated"]], generated)
     assert not np.allclose(features[..., COLUMN["likelihood"]], features[..., COLUMN["prior"]])  # Context counts.
+    echo, repeat = features[..., COLUMN["echo"]], features[..., COLUMN["repeat"]]
+    assert np.all(repeat[0] == 0) and repeat[1, 1] > 0.99 > repeat[1, 0]  # The bot said "푹 쉬세요." before.
+    vectors = text_vectors(tf.constant(sum(CANDIDATES, []) + QUESTIONS), tf.ones([2**18])).numpy()
+    expected = np.einsum("bcd,bd->bc", vectors[:6].reshape(2, 3, -1), vectors[6:])
+    np.testing.assert_allclose(echo, expected, rtol=1e-5)  # The cosine with the user's message.
 
 
 def weights(**named):
