@@ -267,6 +267,10 @@ class RetrievalConfig:
     # Hold a character's identity answers back from messages about the user ("내 이름은 민지야",
     # "이름은 뭐라고 지을까?", "자기소개는 어떻게 하지?"): the character introduces itself when asked about itself.
     identity_when_asked: bool = True
+    # In a character run, answer a message addressed to the bot ("너 어디 살아?", "하루야", "점심 드셨어요?")
+    # from the character's own lines only (its identity answers and dialogues), never with another source's
+    # bot's life (ChatbotData's "그럼요!" to "해외여행 가 보신 적 있어요?").
+    voice_when_addressed: bool = True
 
     def __post_init__(self):
         require(0.0 <= self.threshold <= 1.0, "retrieval.threshold", self.threshold, "in [0, 1] (a cosine similarity)")

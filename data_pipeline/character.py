@@ -50,6 +50,12 @@ class Character:
     greeting: str = ""  # The chat page's first line; the first identity answer when the file has none.
     dialogues: tuple[str, ...] = ()  # "FILE" or "FILE@WEIGHT" entries, FILE resolved against the character file.
 
+    def dialogue_files(self) -> frozenset[str]:
+        """The file names of its dialogues (how `Example.source` names them, folder aside)."""
+        from data_pipeline.sources import parse_source
+
+        return frozenset(Path(parse_source(entry)[0]).name for entry in self.dialogues)
+
     def identity_dialogues(self, with_persona: bool = False) -> list[Dialogue]:
         persona = self.persona if with_persona else ()
         return [

@@ -47,6 +47,25 @@ SECOND_PERSON = r"(^|.*\s)(너|넌|네|니|당신|너의|네가|니가)" + _WORD
 ASKS_HOW = r".*(지을까|지어|짓지|(어떻게|뭐라고) ?(하|해|할|시작|말|써|쓰)).*"
 
 
+# A question addressed to the bot: with a second-person word or its name called ("하루야", "하루 씨"), or,
+# with no first-person word, an honorific question (the listener's "어디 사세요?", "해외여행 가 보신 적
+# 있어요?") or one about what the listener did or does ("주말에 뭐 했어?", "요즘 운동 해?").
+NAMED_BOT = r".*(하루야|하루 ?(씨|님)).*"
+HONORIFIC_QUESTION = r".*(\S(신|셨)\s?(적|거|게|데|지)\S*\s.*|(세요|셨어요|셨나요|시나요|십니까|셨죠|시죠|셨어|셔|시니)\s*)[?？]+\s*$"
+LISTENERS_DOING = r".*((었|았|였|했|났|갔|왔|잤|샀|봤|먹었)(어|니|냐|나)|몇 ?살(이야|이니|이냐)?|(키워|먹어|마셔|살아)(니|냐)?)\s*[?？]+\s*$"
+QUESTION = r".*([?？]|니|냐)\s*$"
+
+
+def addresses_the_bot(questions: tf.Tensor) -> tf.Tensor:
+    """[B] questions (no persona, no earlier turns) -> [B] bool: asked of the bot itself (its life, its tastes)."""
+    def matches(pattern):
+        return tf.strings.regex_full_match(questions, pattern)
+
+    first_person = matches(FIRST_PERSON)
+    named = matches(SECOND_PERSON) | matches(NAMED_BOT)
+    return matches(QUESTION) & (named | ((matches(HONORIFIC_QUESTION) | matches(LISTENERS_DOING)) & ~first_person))
+
+
 def about_the_user(questions: tf.Tensor) -> tf.Tensor:
     """[B] questions (no persona, no earlier turns) -> [B] bool: about the user, not about the bot."""
     first = tf.strings.regex_full_match(questions, FIRST_PERSON)
@@ -157,12 +176,17 @@ class RetrievalIndex(tf.Module):
         # [N] bool: rows answering a character's identity question, held back from messages `about_the_user`.
         self.identity_rows = tf.Variable(np.zeros(self.size, bool), trainable=False, name="identity_rows")
         self.holds_identity = False  # Whether any row is one (`identity_when_asked`); otherwise nothing to hold back.
+        # [N] bool: rows the character itself speaks (its identity answers, its dialogues); the only ones
+        # retrieved for a message `addresses_the_bot` (`voice_when_addressed`).
+        self.voice_rows = tf.Variable(np.zeros(self.size, bool), trainable=False, name="voice_rows")
+        self.holds_voice = False
 
     # -- building ------------------------------------------------------------
     @classmethod
     def build(cls, examples, buckets: int = BUCKETS, max_key_share: float = 1.0,
               identity_shadow: float = 1.0, question_weight: float = 0.0,
-              other_personas: bool = True, identity_when_asked: bool = False) -> "RetrievalIndex":
+              other_personas: bool = True, identity_when_asked: bool = False, voice_when_addressed: bool = False,
+              voice_files: frozenset[str] = frozenset()) -> "RetrievalIndex":
         """From training examples (`data_pipeline.examples.Example`); duplicates are kept once.
 
         `max_key_share` < 1 leaves out the postings of n-grams found in more than that
@@ -180,6 +204,11 @@ class RetrievalIndex(tf.Module):
         `identity_when_asked` marks the rows of a character's identity pairs, which `similarities`
         then holds back from messages about the user (`about_the_user`).
 
+        `voice_when_addressed` marks the rows the character speaks: its identity answers and the examples
+        of its dialogue files (`voice_files`: file names, as in `Example.source`). A message that
+        `addresses_the_bot` is then answered from those rows alone, never by another source's bot
+        (ChatbotData's "그럼요!" to "해외여행 가 보신 적 있어요?").
+
         `question_weight` > 0 also indexes each key's question (`question_texts`) and mixes its
         cosine in: a persona shared by many dialogues otherwise outweighs what was asked.
         Where every key is its own question (single-turn data without persona) the index holds the
@@ -195,6 +224,8 @@ class RetrievalIndex(tf.Module):
 
         pairs = list(dict.fromkeys(pair_of(e) for e in kept))
         identity = {pair_of(e) for e in kept if is_identity_source(e.source)} if identity_when_asked else set()
+        voice = {pair_of(e) for e in kept if is_identity_source(e.source) or _file_of(e.source) in voice_files}
+        voice = voice if voice_when_addressed else set()
         if not pairs:
             raise ValueError("cannot build a retrieval index from no examples")
         keys = [k for k, _ in pairs]
@@ -204,10 +235,11 @@ class RetrievalIndex(tf.Module):
             index.questions = cls._from_pairs(questions, [], buckets, max_key_share)
         index.question_weight = float(question_weight)
         index.mark_identity([pair in identity for pair in pairs])
+        index.mark_voice([pair in voice for pair in pairs])
         index.shadowed = len(voiced) - len(kept)
         index.other_personas_left_out = len(examples) - len(voiced)
         index.built_with = (max_key_share, identity_shadow, question_weight, float(other_personas),
-                            float(identity_when_asked))
+                            float(identity_when_asked), float(voice_when_addressed))
         return index
 
     def mark_identity(self, rows) -> None:
@@ -215,10 +247,17 @@ class RetrievalIndex(tf.Module):
         self.identity_rows.assign(np.asarray(rows, bool))
         self.holds_identity = bool(np.any(rows))
 
+    def mark_voice(self, rows) -> None:
+        """[N] bool: which rows the character itself speaks."""
+        self.voice_rows.assign(np.asarray(rows, bool))
+        self.holds_voice = bool(np.any(rows))
+
     @classmethod
-    def for_run(cls, examples, settings) -> "RetrievalIndex":
-        """`build` with a run's `config.RetrievalConfig`: what `train.py` and `run_index` index."""
-        return cls.build(examples, **{name: getattr(settings, name) for name in BUILD_SETTINGS})
+    def for_run(cls, examples, settings, voice_files=frozenset()) -> "RetrievalIndex":
+        """`build` with a run's `config.RetrievalConfig` and its character's dialogue file names: what `train.py`
+        and `run_index` index."""
+        return cls.build(examples, voice_files=frozenset(voice_files),
+                         **{name: getattr(settings, name) for name in BUILD_SETTINGS})
 
     @classmethod
     def _from_pairs(cls, keys, responses, buckets: int, max_key_share: float = 1.0) -> "RetrievalIndex":
@@ -248,6 +287,7 @@ class RetrievalIndex(tf.Module):
             postings_rows=self.postings_rows.numpy(), postings_values=self.postings_values.numpy(),
             built_with=np.array(self.built_with if self.built_with else [], np.float64), shadowed=self.shadowed,
             other_personas_left_out=self.other_personas_left_out, identity_rows=self.identity_rows.numpy(),
+            voice_rows=self.voice_rows.numpy(),
             question_weight=self.question_weight, **self._question_arrays(),
         )
 
@@ -274,6 +314,8 @@ class RetrievalIndex(tf.Module):
                 index.other_personas_left_out = int(saved.get("other_personas_left_out", 0))
             if "identity_rows" in saved:
                 index.mark_identity(saved["identity_rows"])
+            if "voice_rows" in saved:
+                index.mark_voice(saved["voice_rows"])
         return index
 
     def nbytes(self) -> int:
@@ -301,6 +343,9 @@ class RetrievalIndex(tf.Module):
             scores = (1.0 - self.question_weight) * scores + self.question_weight * question_scores
         if self.holds_identity:  # Identity answers only where the bot is asked about: never the most similar.
             held = about_the_user(questions)[:, None] & tf.convert_to_tensor(self.identity_rows)[None, :]
+            scores = tf.where(held, scores - 2.0, scores)
+        if self.holds_voice:  # Asked of the bot itself: the character's own lines first, every other row after them.
+            held = addresses_the_bot(questions)[:, None] & ~tf.convert_to_tensor(self.voice_rows)[None, :]
             scores = tf.where(held, scores - 2.0, scores)
         return scores
 
@@ -337,7 +382,13 @@ class RetrievalIndex(tf.Module):
 
 
 # The `config.RetrievalConfig` fields `RetrievalIndex.build` takes, in the order of its `built_with`.
-BUILD_SETTINGS = ("max_key_share", "identity_shadow", "question_weight", "other_personas", "identity_when_asked")
+BUILD_SETTINGS = ("max_key_share", "identity_shadow", "question_weight", "other_personas", "identity_when_asked",
+                  "voice_when_addressed")
+
+
+def _file_of(source: str) -> str:
+    """The file name of an example's "path:line" source."""
+    return source.rsplit(":", 1)[0].replace("\\", "/").rsplit("/", 1)[-1]
 
 
 def settings_of(settings) -> tuple:
@@ -356,6 +407,8 @@ def run_index(run_dir: str | Path, settings=None) -> RetrievalIndex:
     from config import RetrievalConfig
     from data_pipeline.examples import load_examples
 
+    from data_pipeline.loading import run_character
+
     settings = settings or RetrievalConfig()
     run = RunDirectory(run_dir)
     path, train_split = run.retrieval_index, run.train_split
@@ -366,7 +419,8 @@ def run_index(run_dir: str | Path, settings=None) -> RetrievalIndex:
             return index
     elif not train_split.exists():
         raise RunNotFound(f"{run} has no {path.name} and no {train_split.relative_to(run.root)} to build it from")
-    index = RetrievalIndex.for_run(load_examples(train_split), settings)
+    character = run_character(run_dir)
+    index = RetrievalIndex.for_run(load_examples(train_split), settings, character.dialogue_files() if character else ())
     save_atomically(index, path)
     return index
 

@@ -22,6 +22,7 @@ from config import Config, load_config
 from errors import UserError
 from run_directory import RunDirectory
 from data_pipeline.dataset import make_dataset, padding_stats
+from data_pipeline.character import load_character
 from data_pipeline.loading import prepare_data, run_context_turns
 from model.callbacks import ResumeMonitors, SampleReplies, Throughput, ema_swaps, read_history, truncate_history
 from model.speed_probe import MachineSpeed
@@ -250,7 +251,8 @@ def build_run_index(config: Config, train_examples, run: RunDirectory) -> dict |
     """Index the training split (never the validation one) for retrieval; its size for metrics.json."""
     if not config.retrieval.enabled:
         return None
-    index = RetrievalIndex.for_run(train_examples, config.retrieval)
+    character = load_character(config.data.character) if config.data.character else None
+    index = RetrievalIndex.for_run(train_examples, config.retrieval, character.dialogue_files() if character else ())
     save_atomically(index, run.retrieval_index)
     return {"entries": index.size, "bytes": index.nbytes(), "postings": int(index.postings_rows.shape[0]),
             "shadowed_by_identity": index.shadowed, "other_personas_left_out": index.other_personas_left_out}

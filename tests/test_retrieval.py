@@ -8,7 +8,7 @@ import pytest
 import tensorflow as tf
 
 from data_pipeline.examples import Example
-from model.retrieval import RetrievalIndex, about_the_user, key_texts, run_index
+from model.retrieval import RetrievalIndex, about_the_user, addresses_the_bot, key_texts, run_index
 from run_directory import RunDirectory
 
 PAIRS = [
@@ -130,7 +130,7 @@ def test_an_index_saved_under_other_settings_is_rebuilt(tmp_path):
     assert run_index(tmp_path, RetrievalConfig(identity_shadow=1.0)).shadowed == 1  # Saved with these settings.
     rebuilt = run_index(tmp_path, RetrievalConfig(identity_shadow=0.6))
     assert rebuilt.shadowed == 2
-    assert RetrievalIndex.load(RunDirectory(tmp_path).retrieval_index).built_with == (0.1, 0.6, 0.7, 0.0, 1.0)
+    assert RetrievalIndex.load(RunDirectory(tmp_path).retrieval_index).built_with == (0.1, 0.6, 0.7, 0.0, 1.0, 1.0)
 
 
 def test_a_question_after_earlier_turns_still_finds_the_single_questions_it_asks():
@@ -164,6 +164,34 @@ def test_identity_answers_are_held_back_from_messages_about_the_user(tmp_path):
     loaded = RetrievalIndex.load(tmp_path / "index.npz")
     assert loaded.holds_identity and loaded.identity_rows.numpy().tolist() == index.identity_rows.numpy().tolist()
     assert not RetrievalIndex.build(EXAMPLES + IDENTITY).holds_identity  # Off: nothing held back.
+
+
+@pytest.mark.parametrize("message, addressed", [
+    ("너 점심 뭐 먹었어?", True), ("하루야 밥 먹었어?", True), ("하루 씨는 주말에 뭐 해요?", True),
+    ("주말에 뭐 했어?", True), ("너 몇 살이야?", True), ("어디 사세요?", True), ("해외여행 가 보신 적 있어요?", True),
+    ("결혼하셨어요?", True), ("밥 먹었어?", True),
+    ("나 방금 저녁 먹었어", False), ("나 어제 영화 봤어?", False), ("사랑이 뭐야?", False), ("배고파", False),
+    ("잊을 수 없는 너", False), ("썸에도 유통기한이 있어?", False), ("화장실을 어떻게 참아?", False),
+    ("제가 어디 살았는지 아세요?", False), ("오늘 하루 어땠어?", False),
+])
+def test_questions_addressed_to_the_bot_are_told_from_the_rest(message, addressed):
+    assert bool(addresses_the_bot(tf.constant([message])).numpy()[0]) is addressed
+
+
+def test_a_question_to_the_bot_is_answered_in_the_characters_own_voice(tmp_path):
+    chatbot = [Example("해외여행 가 봤어?", "그럼요!", "ChatbotData.csv:3"), Example("배고파", "뭐라도 드세요.", "ChatbotData.csv:4")]
+    own = [Example("너 여행 가 봤어?", "저는 챗봇이라 여행은 못 가 봤어요. 어디 다녀왔어요?", "chars/haru_dialogues.jsonl:7")]
+    index = RetrievalIndex.build(chatbot + own + IDENTITY, voice_when_addressed=True,
+                                 voice_files=frozenset({"haru_dialogues.jsonl"}))
+    assert index.holds_voice and int(index.voice_rows.numpy().sum()) == 3  # Its dialogue's line and 2 identity pairs.
+    _, rows = index.search(tf.constant(["해외여행 가 봤어?", "배고파"]), 1)
+    assert [r.decode() for r in index.responses_of(rows[:, 0]).numpy()] == [own[0].response, "뭐라도 드세요."]
+    index.save(tmp_path / "index.npz")
+    assert RetrievalIndex.load(tmp_path / "index.npz").voice_rows.numpy().tolist() == index.voice_rows.numpy().tolist()
+    plain = RetrievalIndex.build(chatbot + own + IDENTITY, voice_files=frozenset({"haru_dialogues.jsonl"}))
+    assert not plain.holds_voice  # Off: the nearest key answers, whoever spoke it.
+    _, rows = plain.search(tf.constant(["해외여행 가 봤어?"]), 1)
+    assert plain.responses_of(rows[:, 0]).numpy()[0].decode() == "그럼요!"
 
 
 def test_a_character_run_never_retrieves_another_personas_life():
