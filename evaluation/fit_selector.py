@@ -215,6 +215,8 @@ def parse_args(argv=None):
                         help="fit and score on the questions this label file rates only (default: every rated question)")
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--sheet", help="write the chosen replies no label file rates here (blind, shuffled)")
+    parser.add_argument("--candidates-sheet", help="write every served candidate no label file rates here (blind, "
+                                                   "shuffled): rated, they make the oracle and the fit complete")
     return parser.parse_args(argv)
 
 
@@ -251,6 +253,10 @@ def main(argv=None) -> int:
     if args.sheet:
         unique = list({key(r["question"], r["reply"]): r for r in pending}.values())
         print(f"{write_rating_sheet(unique, args.sheet)} chosen replies without a rating: {args.sheet}")
+    if args.candidates_sheet:
+        every = [(t.question, c, t.source) for t in tables for c in t.candidates if c.strip()]
+        missing = unrated(*map(list, zip(*every)), labels) if every else []
+        print(f"{write_rating_sheet(missing, args.candidates_sheet)} candidates without a rating: {args.candidates_sheet}")
     weights = fit_weights(np.concatenate([t.rated_features for t in tables]),
                           np.concatenate([t.rated_targets for t in tables]))
     print("selector:  # fitted on all rated questions")

@@ -217,3 +217,29 @@ def test_a_bad_setting_writes_nothing_and_the_corrected_command_trains(tmp_path,
     process = run_train(args + ["--set", "train.ema_momentum=0.5"])
     output, _ = process.communicate(timeout=600)
     assert process.returncode == 0 and (run_dir / "metrics.json").exists(), output
+
+
+def test_the_default_run_trains_the_character_and_the_single_turn_run_is_one_flag_away(tmp_path, chatbot_csv,
+                                                                                      monkeypatch):
+    from train import parse_args, resolve
+
+    monkeypatch.chdir(tmp_path)  # The default character is found from any working directory.
+    config, run_dir = resolve(parse_args(["--data", str(chatbot_csv)]))
+    assert Path(config.data.character) == ROOT / "characters" / "haru.yaml"
+    assert run_dir == Path("runs/seed-ChatbotData+haru")
+    for flags in (["--no-character"], ["--config", str(ROOT / "configs" / "single_turn.yaml")]):
+        config, run_dir = resolve(parse_args(["--data", str(chatbot_csv), *flags]))
+        assert config.data.character is None and run_dir == Path("runs/seed-ChatbotData")
+    config, _ = resolve(parse_args(["--data", str(chatbot_csv), "--config", str(ROOT / "configs" / "single_turn.yaml")]))
+    assert config.train.epochs == 30  # The seed's own run, as it was.
+
+
+def test_a_characters_missing_dialogue_file_is_named_before_anything_is_written(tmp_path, chatbot_csv):
+    character = tmp_path / "c.yaml"
+    character.write_text("name: n\npersona: [a]\nidentity: [{q: x, a: y}]\ndialogues: [gone.jsonl]\n", encoding="utf-8")
+    process = run_train(["--preset", "tiny", "--data", str(chatbot_csv), "--character", str(character),
+                         "--run-dir", str(tmp_path / "r")])
+    output, _ = process.communicate(timeout=300)
+    assert process.returncode == 1 and output.strip() == f"train.py: {tmp_path / 'gone.jsonl'}: no such file " \
+                                                         f"(the dialogues of {character})"
+    assert not (tmp_path / "r").exists()
