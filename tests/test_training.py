@@ -226,12 +226,12 @@ def test_the_default_run_trains_the_character_and_the_single_turn_run_is_one_fla
     monkeypatch.chdir(tmp_path)  # The default character is found from any working directory.
     config, run_dir = resolve(parse_args(["--data", str(chatbot_csv)]))
     assert Path(config.data.character) == ROOT / "characters" / "haru.yaml"
-    assert run_dir == Path("runs/seed-ChatbotData+haru")
+    assert run_dir == Path("runs/seed-ChatbotData+haru") and config.data.sequence_length == 64
     for flags in (["--no-character"], ["--config", str(ROOT / "configs" / "single_turn.yaml")]):
         config, run_dir = resolve(parse_args(["--data", str(chatbot_csv), *flags]))
         assert config.data.character is None and run_dir == Path("runs/seed-ChatbotData")
     config, _ = resolve(parse_args(["--data", str(chatbot_csv), "--config", str(ROOT / "configs" / "single_turn.yaml")]))
-    assert config.train.epochs == 30  # The seed's own run, as it was.
+    assert (config.data.sequence_length, config.train.epochs) == (40, 30)  # The seed's own run, as it was.
 
 
 def test_a_characters_missing_dialogue_file_is_named_before_anything_is_written(tmp_path, chatbot_csv):
