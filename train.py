@@ -70,9 +70,9 @@ def resolve(args: argparse.Namespace):
         if path and not Path(path).is_file():  # Found before any file is written.
             raise DataError(f"{path}: no such file ({key})")
     if config.data.character:
-        for path in (parse_source(entry)[0] for entry in load_character(config.data.character).dialogues):
-            if not Path(path).is_file():
-                raise DataError(f"{path}: no such file (the dialogues of {config.data.character})")
+        for entry in load_character(config.data.character).dialogues:
+            if not entry.path.is_file():
+                raise DataError(f"{entry.path}: no such file (the dialogues of {config.data.character})")
     names = [Path(path).stem for path in sources] or ["chatbot_data"]
     data_name = "+".join(names) + (f"+{Path(config.data.character).stem}" if config.data.character else "")
     run_dir = Path(args.run_dir or Path("runs") / f"{config.preset}-{data_name}")

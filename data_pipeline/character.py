@@ -8,8 +8,10 @@
         a: 저는 하루예요.
     weight: 20               # how many times each identity pair appears per epoch
     greeting: 안녕하세요!     # optional: what the chat page says first (default: the first identity answer)
-    dialogues:               # optional: conversations in the character's voice, FILE or FILE@WEIGHT,
-      - haru_dialogues.jsonl #   relative to this file; any format `data_pipeline/sources.py` reads
+    dialogues:               # optional: conversations in the character's voice, relative to this file,
+      - haru_dialogues.jsonl #   FILE or FILE@WEIGHT, any format `data_pipeline/sources.py` reads;
+      - file: more.jsonl     #   or a mapping: file, weight, held_out (false: every dialogue trains,
+        held_out: false      #   none joins the validation split: written after its held-out dialogues)
 
 Training adds the identity pairs to the training split only (they are a specification,
 not data to hold out), `weight` times per epoch. The character's dialogues are one more
@@ -35,6 +37,15 @@ FIELDS = ("name", "persona", "identity", "weight", "greeting", "dialogues")
 IDENTITY_SOURCE_MARK = ":identity "  # An identity pair's source: "<character file>:identity <n>".
 
 
+@dataclass(frozen=True)
+class DialogueFile:
+    """One of a character's dialogue files: where it is, its weight, whether a share of it is held out."""
+
+    path: Path
+    weight: float = 1.0
+    held_out: bool = True  # False: every dialogue trains (none in the validation split).
+
+
 def is_identity_source(source: str) -> bool:
     """Whether an example's `source` names a character's identity pair (see `identity_dialogues`)."""
     return IDENTITY_SOURCE_MARK in source
@@ -48,13 +59,11 @@ class Character:
     weight: float = 20.0
     source: str = ""
     greeting: str = ""  # The chat page's first line; the first identity answer when the file has none.
-    dialogues: tuple[str, ...] = ()  # "FILE" or "FILE@WEIGHT" entries, FILE resolved against the character file.
+    dialogues: tuple[DialogueFile, ...] = ()  # Resolved against the character file's folder.
 
     def dialogue_files(self) -> frozenset[str]:
         """The file names of its dialogues (how `Example.source` names them, folder aside)."""
-        from data_pipeline.sources import parse_source
-
-        return frozenset(Path(parse_source(entry)[0]).name for entry in self.dialogues)
+        return frozenset(entry.path.name for entry in self.dialogues)
 
     def identity_dialogues(self, with_persona: bool = False) -> list[Dialogue]:
         persona = self.persona if with_persona else ()
@@ -122,20 +131,32 @@ def _pair(item, index: int, path: Path) -> tuple[str, str]:
     return question, answer
 
 
-def _dialogue_files(value, path: Path) -> tuple[str, ...]:
-    """The `dialogues` entries with each FILE resolved against the character file's folder (not read here)."""
-    from data_pipeline.sources import parse_source
-
+def _dialogue_files(value, path: Path) -> tuple[DialogueFile, ...]:
+    """The `dialogues` entries, each file resolved against the character file's folder (not read here)."""
     if value is None:
         return ()
-    if not isinstance(value, list) or not all(isinstance(entry, str) and entry.strip() for entry in value):
-        raise DataError(f"{path}: field 'dialogues' must be a list of dialogue files (FILE or FILE@WEIGHT)")
-    entries = []
-    for entry in value:
-        try:
-            file, weight = parse_source(entry.strip())
-        except DataError as error:
-            raise DataError(f"{path}: field 'dialogues': {error}") from None
-        resolved = Path(file) if Path(file).is_absolute() else path.parent / file
-        entries.append(f"{resolved}@{weight:g}")
-    return tuple(entries)
+    if not isinstance(value, list):
+        raise DataError(f"{path}: field 'dialogues' must be a list of dialogue files (FILE, FILE@WEIGHT or "
+                        "{file, weight, held_out})")
+    return tuple(_dialogue_file(entry, index, path) for index, entry in enumerate(value))
+
+
+def _dialogue_file(entry, index: int, path: Path) -> DialogueFile:
+    from data_pipeline.sources import parse_source
+
+    where = f"{path}: dialogues[{index}]"
+    if isinstance(entry, str) and entry.strip():
+        entry = {"file": entry.strip()}
+    if not isinstance(entry, dict) or not isinstance(entry.get("file"), str) or not entry["file"].strip() \
+            or set(entry) - {"file", "weight", "held_out"}:
+        raise DataError(f"{where} must be FILE, FILE@WEIGHT or a mapping with file (and weight, held_out)")
+    try:
+        file, weight = parse_source(entry["file"].strip())
+        weight = parse_source(f"x@{entry['weight']}")[1] if "weight" in entry else weight
+    except DataError as error:
+        raise DataError(f"{where}: {str(error).split(': ', 1)[-1]}") from None
+    held_out = entry.get("held_out", True)
+    if not isinstance(held_out, bool):
+        raise DataError(f"{where}: held_out must be true or false, got {held_out!r}")
+    resolved = Path(file) if Path(file).is_absolute() else path.parent / file
+    return DialogueFile(resolved, weight, held_out)

@@ -9,7 +9,8 @@ and token ids.
 Mixing: every source is read by its reader and split by dialogue on its own (same
 seed, same fraction: a source's split does not depend on what it is mixed with), and
 its training examples carry the source's weight. A character's dialogue files
-(`dialogues:` in its YAML) are sources like the others, after `data.sources`. Its
+(`dialogues:` in its YAML) are sources like the others, after `data.sources`, except that one
+marked `held_out: false` trains whole (none of it in the validation split). Its
 identity pairs join the training split only, with the character's weight; with
 `data.character_persona` its persona also goes to every dialogue without one (and to
 every served request).
@@ -70,19 +71,29 @@ def run_context_turns(run_dir: Path, context_turns: int) -> int:
     return min(context_turns, seen)
 
 
-def load_sources(data: DataConfig, character: Character | None = None) -> list[tuple[list[Dialogue], ReadReport, float]]:
-    """(dialogues, report, weight) per source, then per dialogue file of `character`; no sources -> the TFDS builder."""
-    loaded = ([(*read_dialogues(path), weight) for path, weight in map(parse_source, data.sources)]
-              if data.sources else [(*_load_from_tfds(data), 1.0)])
-    dialogue_files = character.dialogues if character else ()
-    return loaded + [(*read_dialogues(path), weight) for path, weight in map(parse_source, dialogue_files)]
+@dataclass
+class Source:
+    """One read source: its dialogues, what the reader reported, its weight, whether a share is held out."""
+
+    dialogues: list[Dialogue]
+    report: ReadReport
+    weight: float = 1.0
+    held_out: bool = True
+
+
+def load_sources(data: DataConfig, character: Character | None = None) -> list[Source]:
+    """Every source, then every dialogue file of `character`; no sources -> the TFDS builder."""
+    loaded = ([Source(*read_dialogues(path), weight) for path, weight in map(parse_source, data.sources)]
+              if data.sources else [Source(*_load_from_tfds(data))])
+    files = character.dialogues if character else ()
+    return loaded + [Source(*read_dialogues(entry.path), entry.weight, entry.held_out) for entry in files]
 
 
 def load_dialogues(data: DataConfig) -> tuple[list[Dialogue], ReadReport]:
     """The sources' dialogues in one list (weights and the character's dialogues left out), with the first
     source's report."""
     loaded = load_sources(data)
-    return [d for dialogues, _, _ in loaded for d in dialogues], loaded[0][1]
+    return [d for source in loaded for d in source.dialogues], loaded[0].report
 
 
 def _load_from_tfds(data: DataConfig) -> tuple[list[Dialogue], ReadReport]:
@@ -113,13 +124,15 @@ def prepare_data(data: DataConfig, run_dir: Path) -> PreparedData:
 
     character = load_character(data.character) if data.character else None
     train, validation, reports = [], [], []
-    for dialogues, read_report, weight in load_sources(data, character):
-        print(read_report.summary())
-        reports.append({**read_report.to_dict(), "weight": weight})
+    for source in load_sources(data, character):
+        print(source.report.summary())
+        reports.append({**source.report.to_dict(), "weight": source.weight, "held_out": source.held_out})
+        dialogues = source.dialogues
         if character and data.character_persona:
             dialogues = [d if d.persona else dataclasses.replace(d, persona=character.persona) for d in dialogues]
-        train_dialogues, validation_dialogues = split_dialogues(dialogues, data.validation_fraction, data.split_seed)
-        train += [dataclasses.replace(e, weight=weight) for e in to_examples(train_dialogues, data.context_turns)]
+        train_dialogues, validation_dialogues = (split_dialogues(dialogues, data.validation_fraction, data.split_seed)
+                                                 if source.held_out else (dialogues, []))
+        train += [dataclasses.replace(e, weight=source.weight) for e in to_examples(train_dialogues, data.context_turns)]
         validation += to_examples(validation_dialogues, data.context_turns)
     persona = ""
     if character:

@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT
-from data_pipeline.character import character_path, load_character
-from data_pipeline.sources import DataError, parse_source
+from data_pipeline.character import DialogueFile, character_path, load_character
+from data_pipeline.sources import DataError
 
 HARU = ROOT / "characters" / "haru.yaml"
 
@@ -18,14 +18,13 @@ def test_example_character_loads():
     assert first.persona == character.persona and first.source.startswith(str(HARU))
     assert character.identity_dialogues()[0].persona == ()
     assert character.greeting.startswith("안녕하세요! 저는 하루예요.")  # The chat page's first line.
-    assert character.dialogues == (f"{HARU.parent / 'haru_dialogues.jsonl'}@1",)  # Resolved against the file.
+    assert character.dialogues == (DialogueFile(HARU.parent / "haru_dialogues.jsonl"),)  # Resolved against the file.
 
 
 def test_the_shipped_corpus_is_read_whole():
     from data_pipeline.sources import read_dialogues
 
-    ((path, _),) = [parse_source(entry) for entry in load_character(HARU).dialogues]
-    dialogues, report = read_dialogues(path)
+    dialogues, report = read_dialogues(load_character(HARU).dialogues[0].path)
     assert len(dialogues) == 2857 and not report.skipped and not report.duplicates
     assert all(d.first_speaker == "user" and 8 <= len(d.turns) <= 12 for d in dialogues)
     assert (HARU.parent / "haru_dialogues.LICENSE").exists() and (HARU.parent / "HARU_DIALOGUES_GUIDE.md").exists()
@@ -34,9 +33,11 @@ def test_the_shipped_corpus_is_read_whole():
 def test_dialogue_files_are_resolved_against_the_character_file_and_weighted(tmp_path):
     path = tmp_path / "sub" / "c.yaml"
     path.parent.mkdir()
-    path.write_text('name: n\npersona: [a]\nidentity: [{q: x, a: y}]\ndialogues: [talk.jsonl@2, /abs/t.jsonl]\n',
-                    encoding="utf-8")
-    assert load_character(path).dialogues == (f"{path.parent / 'talk.jsonl'}@2", "/abs/t.jsonl@1")
+    path.write_text('name: n\npersona: [a]\nidentity: [{q: x, a: y}]\ndialogues: [talk.jsonl@2, /abs/t.jsonl, '
+                    '{file: more.jsonl, weight: 0.5, held_out: false}]\n', encoding="utf-8")
+    assert load_character(path).dialogues == (DialogueFile(path.parent / "talk.jsonl", 2.0),
+                                              DialogueFile(Path("/abs/t.jsonl")),
+                                              DialogueFile(path.parent / "more.jsonl", 0.5, held_out=False))
 
 
 def test_the_default_character_is_found_from_any_working_directory(tmp_path, monkeypatch):
@@ -81,7 +82,10 @@ def test_probes_about_the_user_are_distinct_and_not_identity_questions():
     ("name: n\npersona: [a]\nidentity: [{q: x, a: y}]\ncolour: red\n", "unknown field(s) ['colour']"),
     ("name: n\npersona: [a]\nidentity: [{q: x, a: y}]\ngreeting: [hi]\n", "field 'greeting'"),
     ("name: n\npersona: [a]\nidentity: [{q: x, a: y}]\ndialogues: talk.jsonl\n", "field 'dialogues' must be a list"),
-    ("name: n\npersona: [a]\nidentity: [{q: x, a: y}]\ndialogues: [talk.jsonl@0]\n", "field 'dialogues'"),
+    ("name: n\npersona: [a]\nidentity: [{q: x, a: y}]\ndialogues: [talk.jsonl@0]\n", "dialogues[0]: the weight"),
+    ("name: n\npersona: [a]\nidentity: [{q: x, a: y}]\ndialogues: [{file: t.jsonl, held_out: maybe}]\n",
+     "dialogues[0]: held_out must be true or false"),
+    ("name: n\npersona: [a]\nidentity: [{q: x, a: y}]\ndialogues: [{path: t.jsonl}]\n", "dialogues[0] must be"),
     ("name: [unclosed\n", "not valid YAML"),
     ("- just a list\n", "expected a mapping"),
 ])

@@ -82,8 +82,9 @@ def test_the_characters_dialogues_are_one_more_source_split_by_dialogue(tmp_path
                         ensure_ascii=False) for i in range(20)]
     corpus.write_text("\n".join(lines) + "\n", encoding="utf-8")
     character = tmp_path / "c.yaml"
-    character.write_text("name: n\npersona: [a]\nidentity: [{q: 누구야, a: 저는 n이에요}]\ndialogues: [talk.jsonl@3]\n",
-                         encoding="utf-8")
+    (tmp_path / "more.jsonl").write_text(lines[0] + "\n" + lines[1] + "\n", encoding="utf-8")
+    character.write_text("name: n\npersona: [a]\nidentity: [{q: 누구야, a: 저는 n이에요}]\n"
+                         "dialogues: [talk.jsonl@3, {file: more.jsonl, held_out: false}]\n", encoding="utf-8")
     (tmp_path / "run").mkdir()
     data = prepare_data(DataConfig(sources=[str(AIHUB_SAMPLE)], character=str(character), vocab_size=300),
                         tmp_path / "run")
@@ -92,4 +93,6 @@ def test_the_characters_dialogues_are_one_more_source_split_by_dialogue(tmp_path
     assert len(train) + len(validation) == 40 and validation and {e.weight for e in train} == {3.0}
     assert not {e.source for e in train} & {e.source for e in validation}
     assert any(" [SEP] " in e.context for e in train)  # The second bot turn sees the first exchange.
-    assert [r["weight"] for r in data.report["read"]] == [1.0, 3.0]
+    more = [e for e in data.train if "more.jsonl" in e.source]
+    assert len(more) == 4 and not [e for e in data.validation if "more.jsonl" in e.source]  # Trains whole.
+    assert [(r["weight"], r["held_out"]) for r in data.report["read"]] == [(1.0, True), (3.0, True), (1.0, False)]
