@@ -4,7 +4,10 @@
         [--strategies hybrid,greedy] [--ssa-labels FILE ...] [--out DIR]
 
 A conversation file holds one JSON object a line, `{"id": ..., "topic": ..., "turns": [the
-user's messages]}`, written for testing and never trained on. Each conversation is played the
+user's messages]}`, written for testing and never trained on; a `.txt` file holds one message a line,
+each a conversation of its own (`evaluation/life_probes.txt`: questions about 하루's own life). Where
+the ratings also mark whether a reply claims a human life or another identity for the bot, the count
+is printed beside SSA. Each conversation is played the
 way a chat client plays it: the user's next message follows the bot's reply, and every request
 carries the whole history, the bot's own replies included (`RunReplies.chat`: the exported
 `chat` signature's function, in this process). Every strategy plays its own conversations.
@@ -68,7 +71,13 @@ def history_of(rendered: str) -> list[str]:
 
 
 def load_conversations(path: str | Path) -> list[Conversation]:
-    """The conversations of a JSON Lines file; a bad line fails naming file:line and the field."""
+    """The conversations of a JSON Lines file; a bad line fails naming file:line and the field.
+
+    A `.txt` file holds one message a line: each is a conversation of that one message ("#" lines are
+    comments), for probes such as `evaluation/life_probes.txt`.
+    """
+    if str(path).endswith(".txt"):
+        return _one_message_conversations(path)
     conversations, seen = [], set()
     for where, record in json_lines(path, "conversations file"):
         turns = record.get("turns")
@@ -82,6 +91,17 @@ def load_conversations(path: str | Path) -> list[Conversation]:
     if not conversations:
         raise UserError(f"{path}: no conversations")
     return conversations
+
+
+def _one_message_conversations(path: str | Path) -> list[Conversation]:
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as error:
+        raise UserError(f"{path}: cannot read the conversations file: {error}") from error
+    messages = [line.strip() for line in lines if line.strip() and not line.startswith("#")]
+    if not messages:
+        raise UserError(f"{path}: no messages")
+    return [Conversation(f"m{number:02d}", "", (message,)) for number, message in enumerate(messages, 1)]
 
 
 def play(chat, conversations: list[Conversation]) -> list[Turn]:
@@ -125,7 +145,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     from evaluation.evaluate_run import EVALUATED_STRATEGIES, RETRIEVAL
-    from evaluation.ssa import load_labels, ssa_score, unrated, write_rating_sheet
+    from evaluation.ssa import life_claims, load_labels, ssa_score, unrated, write_rating_sheet
     from model.run_files import load_run
     from run_directory import RunDirectory
     from serving.replies import RunReplies
@@ -156,8 +176,10 @@ def main(argv=None) -> int:
         if labels:
             score = ssa_score(contexts, texts, labels)
             figure = f"SSA {score.ssa:.1%}" if score.ssa is not None else "SSA not reported (under 90% rated)"
+            claims, marked = life_claims(contexts, texts, labels)
             print(f"{name:<8} {figure}  sensible {score.sensible:.1%}  specific {score.specific:.1%}  "
-                  f"rated {score.rated}/{score.replies}")
+                  f"rated {score.rated}/{score.replies}; claiming a human life or another identity: {claims} of "
+                  f"{marked} marked")
     pending = list({(p["question"], p["reply"]): p for p in pending}.values())
     if pending:
         written = write_rating_sheet(pending, out / "ssa_sheet.jsonl")

@@ -35,6 +35,7 @@ SHEET_FIELDS = ("id", "question", "reply", "sensible", "specific")
 class Rating:
     sensible: int
     specific: int
+    claims_a_life: int | None = None  # 1: the reply claims a human life or another identity (`EXTRA_MARKS`).
 
 
 @dataclass(frozen=True)
@@ -76,7 +77,15 @@ def rating_of(record: dict, where: str) -> Rating:
     sensible, specific = _binary(record, "sensible", where), _binary(record, "specific", where)
     if specific and not sensible:
         raise UserError(f"{where}: 'specific' is 1 but 'sensible' is 0 (a reply that is not sensible is not specific)")
-    return Rating(sensible, specific)
+    marks = [_binary(record, mark, where) for mark in EXTRA_MARKS if record.get(mark) is not None]
+    return Rating(sensible, specific, max(marks) if marks else None)
+
+
+def life_claims(questions: list[str], replies: list[str], labels: dict) -> tuple[int, int]:
+    """(replies claiming a human life or another identity, replies whose rating says whether they do)."""
+    marked = [labels[key(q, r)].claims_a_life for q, r in zip(questions, replies) if key(q, r) in labels]
+    marked = [m for m in marked if m is not None]
+    return sum(marked), len(marked)
 
 
 def json_lines(path: str | Path, what: str = "file") -> list[tuple[str, dict]]:

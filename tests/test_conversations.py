@@ -40,3 +40,11 @@ def test_a_bad_line_is_named_by_file_and_line(tmp_path, line, message):
     path.write_text("", encoding="utf-8")
     with pytest.raises(UserError, match="no conversations"):
         load_conversations(path)
+
+
+def test_a_text_file_of_messages_is_one_conversation_per_message(tmp_path):
+    path = tmp_path / "probes.txt"
+    path.write_text("# questions about the bot\n너 점심 먹었어?\n\n어디 살아?\n", encoding="utf-8")
+    conversations = load_conversations(path)
+    assert [(c.id, c.turns) for c in conversations] == [("m01", ("너 점심 먹었어?",)), ("m02", ("어디 살아?",))]
+    assert len(load_conversations(CONVERSATIONS.with_name("life_probes.txt"))) == 40

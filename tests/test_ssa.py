@@ -7,7 +7,7 @@ import pytest
 from conftest import SHARED_DATA
 from errors import UserError
 from evaluation.ssa import (
-    MIN_COVERAGE, load_labels, merge_rating_sheet, ssa_score, unrated, write_rating_sheet,
+    MIN_COVERAGE, life_claims, load_labels, merge_rating_sheet, ssa_score, unrated, write_rating_sheet,
 )
 
 
@@ -102,3 +102,19 @@ def test_a_bad_sheet_line_writes_nothing(tmp_path):
 def test_the_shared_label_file_loads():
     labels = load_labels([SHARED_DATA / "ssa_validation_labels.jsonl"])
     assert len(labels) == 1900
+
+
+def test_a_mark_for_claiming_a_human_life_is_kept_and_counted(tmp_path):
+    sheet = write_lines(tmp_path / "sheet.jsonl", [
+        {"id": 1, "question": "너 점심 먹었어?", "reply": "네, 김밥 먹었어요.", "sensible": 1, "specific": 1,
+         "human_life": 1, "source": "s"},
+        {"id": 2, "question": "너 점심 먹었어?", "reply": "저는 먹을 수 없어요.", "sensible": 1, "specific": 1,
+         "human_life": 0, "source": "s"},
+        {"id": 3, "question": "배고파", "reply": "뭐라도 드세요.", "sensible": 1, "specific": 0, "source": "s"},
+    ])
+    target = tmp_path / "labels.jsonl"
+    assert merge_rating_sheet(sheet, target) == 3
+    labels = load_labels([target])
+    questions = ["너 점심 먹었어?", "너 점심 먹었어?", "배고파"]
+    replies = ["네, 김밥 먹었어요.", "저는 먹을 수 없어요.", "뭐라도 드세요."]
+    assert life_claims(questions, replies, labels) == (1, 2)  # The third reply has no mark.
