@@ -287,8 +287,8 @@ class SelectorConfig:
     """How the reply is chosen among candidates (`model/selector.py`) in every reply path.
 
     With `enabled` (and a retrieval index), each request's candidates are the `retrieved`
-    nearest training responses, the generated reply and `samples` sampled replies (top-p
-    `sample_top_p`); the reply is the candidate with the highest weighted sum of its
+    nearest training responses, the generated reply, the beam reply (`beam`) and `samples` sampled
+    replies (top-p `sample_top_p`); the reply is the candidate with the highest weighted sum of its
     features. The weights are a logistic regression on blind SSA ratings, fitted and
     cross-validated over questions by `python -m evaluation.fit_selector` (README, Results).
     Off: the threshold hybrid (`retrieval.threshold`).
@@ -296,6 +296,7 @@ class SelectorConfig:
 
     enabled: bool = True
     retrieved: int = 3  # Nearest training responses among the candidates.
+    beam: bool = False  # The beam reply among the candidates too, besides the request's own generated reply.
     samples: int = 0  # Sampled replies among the candidates (sample-and-rank); 0: none.
     sample_top_p: float = 0.9
     # Feature weights (`SELECTOR_FEATURES`, model/selector.py): the logistic regression fitted on the

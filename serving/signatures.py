@@ -279,9 +279,13 @@ class ServingFunctions:
         return Selection(tf.gather(candidates.texts, choice, batch_dims=1), retrieved, candidates.similarity[:, 0])
 
     def candidates(self, keys, encoder_ids, generated, max_reply_length, seed) -> Candidates:
-        """[B, C] candidates: the `selector.retrieved` nearest responses, `generated` [B], then the samples."""
+        """[B, C] candidates: the `selector.retrieved` nearest responses, `generated` [B], the beam reply
+        (`selector.beam`), then the samples."""
         similarities, rows = self.index.search(keys, self.selector.retrieved)  # [B, k]
         parts = [self.index.responses_of(rows), generated[:, None]]
+        if self.selector.beam:
+            with core_op_slice_update():
+                parts.append(detokenize_replies(self.tokenizer, self._beam(encoder_ids, max_reply_length))[:, None])
         if self.selector.samples:
             parts.append(self._samples(encoder_ids, max_reply_length, seed))
         texts = tf.concat(parts, axis=1)
