@@ -18,15 +18,18 @@ def test_example_character_loads():
     assert first.persona == character.persona and first.source.startswith(str(HARU))
     assert character.identity_dialogues()[0].persona == ()
     assert character.greeting.startswith("안녕하세요! 저는 하루예요.")  # The chat page's first line.
-    assert character.dialogues == (DialogueFile(HARU.parent / "haru_dialogues.jsonl"),)  # Resolved against the file.
+    assert character.dialogues == (DialogueFile(HARU.parent / "haru_dialogues.jsonl"),  # Resolved against the file.
+                                   DialogueFile(HARU.parent / "haru_dialogues_more.jsonl", held_out=False))
 
 
 def test_the_shipped_corpus_is_read_whole():
     from data_pipeline.sources import read_dialogues
 
-    dialogues, report = read_dialogues(load_character(HARU).dialogues[0].path)
-    assert len(dialogues) == 2857 and not report.skipped and not report.duplicates
-    assert all(d.first_speaker == "user" and 8 <= len(d.turns) <= 12 for d in dialogues)
+    (first, first_report), (more, more_report) = [read_dialogues(entry.path) for entry in load_character(HARU).dialogues]
+    assert (len(first), len(more)) == (2857, 900)
+    assert not (first_report.skipped or first_report.duplicates or more_report.skipped or more_report.duplicates)
+    assert all(d.first_speaker == "user" and 8 <= len(d.turns) <= 12 for d in first + more)
+    assert not {d.turns[0] for d in first} & {d.turns[0] for d in more}  # No opening line is reused.
     assert (HARU.parent / "haru_dialogues.LICENSE").exists() and (HARU.parent / "HARU_DIALOGUES_GUIDE.md").exists()
 
 
