@@ -111,6 +111,7 @@ def recall_what_was_said(earlier_turns: tf.Tensor, questions: tf.Tensor, replies
     name given as "… 이름은 X" in the topic turn is told back as the name.
     """
     asks = tf.strings.regex_full_match(questions, ASKS_RECALL) & ~tf.strings.regex_full_match(questions, ASKS_NAME)
+    earlier_turns = tf.pad(earlier_turns, [[0, 0], [0, 1]], constant_values="")  # One unspoken turn: a first message has none before it.
     spoken = tf.strings.length(earlier_turns) > 0
     batch, count = tf.shape(earlier_turns)[0], tf.shape(earlier_turns)[1]
     turn_vectors = tf.reshape(text_vectors(tf.reshape(earlier_turns, [-1]), idf), [batch, count, -1])

@@ -128,21 +128,44 @@ def real_run(tmp_path_factory, chatbot_csv):
     return run_and_metrics(runs / "tiny")  # Trained as train.py trains.
 
 
+HARU_SAMPLE_DIALOGUES = 120  # Of 하루's 2,857: enough for the tests, a small share of the tiny run's time.
+
+
+def write_haru_sample(directory: Path) -> Path:
+    """characters/haru.yaml with its first `HARU_SAMPLE_DIALOGUES` dialogues (one file) written into `directory`."""
+    import yaml
+
+    character = yaml.safe_load(HARU.read_text(encoding="utf-8"))
+    with open(HARU.parent / "haru_dialogues.jsonl", encoding="utf-8") as corpus:
+        lines = [line for _, line in zip(range(HARU_SAMPLE_DIALOGUES), corpus)]
+    (directory / "haru_dialogues_sample.jsonl").write_text("".join(lines), encoding="utf-8")
+    character["dialogues"] = ["haru_dialogues_sample.jsonl"]
+    path = directory / "haru.yaml"
+    path.write_text(yaml.safe_dump(character, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    return path
+
+
 @pytest.fixture(scope="session")
-def persona_run(tmp_path_factory):
+def haru_sample(tmp_path_factory) -> Path:
+    """하루 (characters/haru.yaml) with a sample of its dialogues, for runs that must stay short."""
+    return built_once(tmp_path_factory, "haru_sample", write_haru_sample) / "haru.yaml"
+
+
+@pytest.fixture(scope="session")
+def persona_run(tmp_path_factory, haru_sample):
     """The tiny preset on multi-turn data with the example character, 4 epochs: (run_dir, metrics).
 
     XPersona (weight 2) and the AIHub-format sample, three earlier turns, and
-    characters/haru.yaml with `data.character_persona` on (so the persona path is exercised
-    end to end): persona for the dialogues without one, identity pairs up-weighted.
+    하루 with a sample of its dialogues (`haru_sample`) and `data.character_persona` on (so the persona
+    path is exercised end to end): persona for the dialogues without one, identity pairs up-weighted.
     """
     from config import build_config
     from model.training import train
 
     assert XPERSONA.exists(), f"shared data not found at {XPERSONA}; set CHATBOT_SHARED_DATA"
     config = build_config("tiny", overrides={
-        "data": {"sources": [f"{XPERSONA}@2", str(AIHUB_SAMPLE)], "character": str(HARU), "character_persona": True,
-                 "sequence_length": 64},
+        "data": {"sources": [f"{XPERSONA}@2", str(AIHUB_SAMPLE)], "character": str(haru_sample),
+                 "character_persona": True, "sequence_length": 64},
         "train": {"epochs": 4, "label_smoothing": 0.0, "warmup_steps": 150},
     })
     runs = built_once(tmp_path_factory, "persona_run", lambda d: train(config, d / "persona"))

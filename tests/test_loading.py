@@ -23,11 +23,11 @@ def test_parse_source():
         parse_source("a.csv@0")
 
 
-def test_mixed_sources_weights_and_character(persona_run):
+def test_mixed_sources_weights_and_character(persona_run, haru_sample):
     run_dir, _ = persona_run
     train = load_examples(run_dir / "data" / "train.jsonl")
     validation = load_examples(run_dir / "data" / "validation.jsonl")
-    character = load_character(HARU)
+    character = load_character(haru_sample)
     persona = format_persona(character.persona)
 
     identity = [e for e in train if "identity" in e.source]
@@ -39,7 +39,7 @@ def test_mixed_sources_weights_and_character(persona_run):
     aihub = [e for e in train + validation if "aihub" in e.source]
     assert aihub and {e.persona for e in aihub} == {persona}  # No persona of its own: the character's.
     assert not {e.source for e in train} & {e.source for e in validation}  # Split by dialogue.
-    assert (run_dir / "character.yaml").read_bytes() == HARU.read_bytes()
+    assert (run_dir / "character.yaml").read_bytes() == haru_sample.read_bytes()
     assert run_persona(run_dir, DataConfig(character_persona=True)) == persona
 
     report = json.loads((run_dir / "data_report.json").read_text(encoding="utf-8"))
