@@ -123,7 +123,7 @@ def generate(replies: RunReplies, contexts: list[str], settings: DecodingSetting
             retrieved += chosen.retrieved.tolist()
     seconds = time.perf_counter() - started
     tokens = as_ragged_ids(replies.run.tokenizer(tf.constant(texts or [""]))).row_lengths().numpy().tolist()[: len(texts)]
-    cap = settings.max_reply_length if settings else replies.run.model.max_length
+    cap = settings.max_reply_length if settings else replies.run.model.sequence_length
     return StrategyReplies(settings, texts, tokens, [t < cap for t in tokens], seconds, retrieved)
 
 

@@ -17,7 +17,7 @@ def evaluated(real_run, tmp_path_factory):
     probes.write_text("안녕하세요\n\n배고파\n", encoding="utf-8")
     process = subprocess.run(
         [sys.executable, str(ROOT / "evaluate.py"), "--run-dir", str(run_dir), "--limit", "60",
-         "--strategies", "greedy,beam,top-p", "--probes", str(probes), "--out", str(out)],
+         "--strategies", "retrieval,greedy,beam,top-p", "--probes", str(probes), "--out", str(out)],
         capture_output=True, text=True, timeout=600, cwd=ROOT,
     )
     assert process.returncode == 0, process.stderr[-3000:]
@@ -27,7 +27,7 @@ def evaluated(real_run, tmp_path_factory):
 def test_report_files_are_written(evaluated):
     run_dir, out, stdout = evaluated
     for name in ("eval.json", "report.md", "references.txt", "replies/greedy.txt", "replies/beam.txt",
-                 "replies/top-p.txt", "training_curves.png", "reply_lengths.png", "strategies.png"):
+                 "replies/top-p.txt", "replies/retrieval.txt", "training_curves.png", "reply_lengths.png", "strategies.png"):
         assert (out / name).stat().st_size > 0, name
     assert (out / "training_curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     report = (out / "report.md").read_text(encoding="utf-8")
