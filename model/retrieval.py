@@ -42,17 +42,18 @@ QUESTION_OF_KEY = r"^.*(\[PERSONA\] |\[SEP\] )"  # Everything up to the last per
 # character's identity answers are not retrieved for it ("내 이름은 민지야" is no "이름이 뭐야?").
 _WORD_END = r"(\s|$|[.,!?~]|는|가|의|도|를|랑|한테|이|은|만)"
 FIRST_PERSON = r"(^|.*\s)(나|내|난|날|저|제|전|우리)" + _WORD_END + r".*"
-SECOND_PERSON = r"(^|.*\s)(너|넌|네|니|당신|너의|네가|니가)" + _WORD_END + r".*"
+SECOND_PERSON = r"(^|.*\s)(너|넌|네|니|당신|너의|네가|니가|너네|너희|니네)" + _WORD_END + r".*"
 # Asking how to name, do, start, say or write something ("자기소개 어떻게 시작하면 좋을까?").
 ASKS_HOW = r".*(지을까|지어|짓지|(어떻게|뭐라고) ?(하|해|할|시작|말|써|쓰)).*"
 
 
 # A question addressed to the bot: with a second-person word or its name called ("하루야", "하루 씨"), or,
 # with no first-person word, an honorific question (the listener's "어디 사세요?", "해외여행 가 보신 적
-# 있어요?") or one about what the listener did or does ("주말에 뭐 했어?", "요즘 운동 해?").
+# 있어요?") or one about what the listener did or does ("주말에 뭐 했어?", "퇴근하고 보통 뭐 해?").
 NAMED_BOT = r".*(하루야|하루 ?(씨|님)).*"
 HONORIFIC_QUESTION = r".*(\S(신|셨)\s?(적|거|게|데|지)\S*\s.*|(세요|셨어요|셨나요|시나요|십니까|셨죠|시죠|셨어|셔|시니)\s*)[?？]+\s*$"
-LISTENERS_DOING = r".*((었|았|였|했|났|갔|왔|잤|샀|봤|먹었)(어|니|냐|나)|몇 ?살(이야|이니|이냐)?|(키워|먹어|마셔|살아)(니|냐)?)\s*[?？]+\s*$"
+LISTENERS_DOING = (r".*((었|았|였|했|났|갔|왔|잤|샀|봤|먹었)(어|니|냐|나)|몇 ?살(이야|이니|이냐)?|(키워|먹어|마셔|살아)(니|냐)?|"
+                   r"(뭐|뭘) ?(해|하니|하냐))\s*[?？]+\s*$")
 QUESTION = r".*([?？]|니|냐)\s*$"
 
 

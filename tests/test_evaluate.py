@@ -45,7 +45,8 @@ def test_figures_are_sane(evaluated):
         scores = summary["strategies"][name]
         assert 0 <= scores["bleu"] <= 100 and 0 < scores["chrf"] <= 100
         assert 0 < scores["distinct_1"] <= 1 and 0 <= scores["ended_share"] <= 1 and scores["mean_reply_tokens"] > 0
-    assert len(summary["probes"]) == 2 and all(len(a) == 3 for a in summary["probes"].values())
+    # One answer per evaluated strategy (retrieval, greedy, beam, top-p), blank lines skipped.
+    assert len(summary["probes"]) == 2 and all(len(a) == 4 for a in summary["probes"].values())
 
 
 def test_scores_agree_with_an_independent_sacrebleu_run(evaluated):

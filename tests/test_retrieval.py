@@ -169,7 +169,8 @@ def test_identity_answers_are_held_back_from_messages_about_the_user(tmp_path):
 @pytest.mark.parametrize("message, addressed", [
     ("너 점심 뭐 먹었어?", True), ("하루야 밥 먹었어?", True), ("하루 씨는 주말에 뭐 해요?", True),
     ("주말에 뭐 했어?", True), ("너 몇 살이야?", True), ("어디 사세요?", True), ("해외여행 가 보신 적 있어요?", True),
-    ("결혼하셨어요?", True), ("밥 먹었어?", True),
+    ("결혼하셨어요?", True), ("밥 먹었어?", True), ("너네 엄마는 뭐 하셔?", True), ("퇴근하고 보통 뭐 해?", True),
+    ("주말에 뭐 하지?", False), ("내일 뭐 할까?", False),
     ("나 방금 저녁 먹었어", False), ("나 어제 영화 봤어?", False), ("사랑이 뭐야?", False), ("배고파", False),
     ("잊을 수 없는 너", False), ("썸에도 유통기한이 있어?", False), ("화장실을 어떻게 참아?", False),
     ("제가 어디 살았는지 아세요?", False), ("오늘 하루 어땠어?", False),
