@@ -186,15 +186,17 @@ class ExportConfig:
     """
 
     base_dir: str = "saved_models"  # Versions go to <base_dir>/<name>/<version>/.
-    name: str = "chatbot"  # The TF Serving model name (MODEL_NAME).
+    # The folder under base_dir the versions go to; empty: the run directory's name, so a run never
+    # publishes into another model's folder (a served one) unless told to (`--name chatbot`).
+    name: str = ""
     max_reply_length: int = 32  # Reply tokens, [END] included: 99% of 하루's replies fit (8% need more than 24).
     num_beams: int = 4
     length_penalty: float = 0.6  # GNMT alpha for beam search.
     no_repeat_ngram_size: int = 3  # Every strategy; 0 turns it off.
 
     def __post_init__(self):
-        require(bool(self.name) and "/" not in self.name and self.name.strip() == self.name, "export.name", self.name,
-                "a model name without '/' or surrounding spaces")
+        require("/" not in self.name and self.name.strip() == self.name and self.name not in (".", ".."),
+                "export.name", self.name, "a folder name without '/' or surrounding spaces (empty: the run's name)")
         require(self.max_reply_length >= 1, "export.max_reply_length", self.max_reply_length, ">= 1")
         require(self.num_beams >= 1, "export.num_beams", self.num_beams, ">= 1")
         require(0.0 <= self.length_penalty < float("inf"), "export.length_penalty", self.length_penalty, ">= 0")

@@ -29,6 +29,29 @@ class RunNotFound(UserError, FileNotFoundError):
     exit_code = 2
 
 
+class DamagedFile(UserError):
+    """A file of a run that exists but cannot be read (truncated, empty, written by another model)."""
+
+
+class DiskFull(UserError):
+    """A write failed for want of space (a full disk, a quota, a file-size limit)."""
+
+
+_NO_SPACE = (28, 27, 122)  # ENOSPC, EFBIG, EDQUOT.
+
+
+def is_no_space(error: BaseException) -> bool:
+    """Whether `error` is a write that ran out of space (h5py and TensorFlow do not always set errno)."""
+    text = str(error)
+    return getattr(error, "errno", None) in _NO_SPACE or "No space left" in text or "File too large" in text
+
+
+def damage_of(error: BaseException) -> str:
+    """What went wrong reading a damaged file, in one line."""
+    text = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {text[0] if text else 'unreadable'}"
+
+
 def run_command(name: str, main, argv=None) -> int:
     """`main(argv)`'s exit status; a `UserError` becomes one line on stderr and its exit code."""
     try:

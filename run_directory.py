@@ -15,6 +15,7 @@
     <run>/retrieval_index.npz  the training split's retrieval index (`retrieval.enabled`)
     <run>/metrics.json         written last: the run is finished when it exists
     <run>/export.json          the TF Serving version it was exported as (`export_finished_run`)
+    <run>/train.lock           held by the train.py training the run (`run_lock.py`)
     <run>/eval/                `evaluate.py`'s report, unless `--out` says elsewhere
 
 `ExportVersion` names the files of one TF Serving version (`serving/export.py` writes them):
@@ -50,6 +51,7 @@ class RunDirectory:
         self.retrieval_index = self.root / "retrieval_index.npz"
         self.metrics = self.root / "metrics.json"
         self.export_record = self.root / "export.json"
+        self.lock = self.root / "train.lock"
         self.evaluation = self.root / "eval"
         self.workers = self.root / "workers"
 

@@ -28,7 +28,8 @@ os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model_base_path", required=True, help="folder holding integer version folders")
-    parser.add_argument("--model_name", help="default: the base path's folder name")
+    parser.add_argument("--model_name", default="chatbot",
+                        help="the name clients call (default chatbot, what chat.py and the chat page call)")
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (0.0.0.0 for every interface)")
     parser.add_argument("--port", type=int, default=8500, help="gRPC port")
     parser.add_argument("--rest_api_port", type=int, default=8501, help="REST port (0: no REST)")
@@ -72,7 +73,7 @@ def main(argv=None) -> int:
         raise UserError(f"{base_path} is one version; --model_base_path is the folder holding the versions "
                         f"({base_path.parent})")
     server = ModelServer(
-        args.model_name or base_path.resolve().name, base_path,
+        args.model_name, base_path,
         Limits(args.max_body_bytes, args.max_request_rows, args.max_text_chars),
         args.tensorflow_intra_op_parallelism, args.tensorflow_inter_op_parallelism,
         args.max_batch_size if args.enable_batching else 1, args.batch_timeout_micros / 1e6, args.num_batch_threads,

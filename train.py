@@ -3,7 +3,8 @@
 With no --data, ChatbotData comes through its TFDS builder (downloaded on a
 connected machine; offline, pass --tfds-manual-dir DIR holding ChatbotData.csv).
 Re-running the same command resumes an interrupted run. At the end the model is
-exported once for TF Serving to saved_models/<name>/<version>/. See README.md.
+exported once for TF Serving to saved_models/<run name>/<version>/ (`--name` picks another
+folder, e.g. one a server is watching). See README.md.
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--batch-size", type=int)
     parser.add_argument("--run-dir", help="run directory (default: runs/<preset>-<data name>)")
     parser.add_argument("--no-export", action="store_true", help="skip the SavedModel export at the end")
+    parser.add_argument("--name", help="export to saved_models/NAME (e.g. chatbot, a served folder: its server "
+                                       "picks the new version up); default: saved_models/<run directory name>")
     parser.add_argument(
         "--set", nargs="*", action="extend", default=[], metavar="SECTION.KEY=VALUE",
         help="any other setting, e.g. --set model.num_layers=4 train.label_smoothing=0",
@@ -56,6 +59,7 @@ def resolve(args: argparse.Namespace):
         ("data", "tfds_data_dir"): args.tfds_data_dir,
         ("train", "epochs"): args.epochs,
         ("train", "batch_size"): args.batch_size,
+        ("export", "name"): args.name,
     }
     for (section, key), value in flags.items():
         if value is not None:

@@ -126,7 +126,6 @@ def main(argv=None) -> int:
     process = None
     if args.model_base_path:
         process, args.rest, args.grpc = start_server(args.model_base_path, args.serve_args.split())
-        args.model_name = Path(args.model_base_path).resolve().name
     try:
         print(f"{len(questions)} validation questions, one per request, serving_default (greedy); "
               f"{args.seconds:.0f} s per level after {args.warmup:.0f} s warm-up")

@@ -123,7 +123,7 @@ def main(argv=None) -> int:
     from run_directory import RunDirectory
 
     questions = [e.context for e in load_examples(RunDirectory(args.questions_from).validation_split)]
-    model = Path(args.model_base_path).resolve().name
+    model = "chatbot"  # serve.py's default model name.
     process, rest, grpc_target = start_server(args.model_base_path, [])
     try:
         connection_flood(process, rest, model, args.connections)

@@ -23,12 +23,14 @@ so its cost grows with how many keys share its n-grams, not with the whole index
 
 from __future__ import annotations
 
+import sys
+import zipfile
 from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
 
-from errors import RunNotFound
+from errors import DamagedFile, RunNotFound, damage_of
 from run_directory import RunDirectory
 
 NGRAM_WIDTHS = (1, 2, 3)
@@ -401,7 +403,7 @@ def run_index(run_dir: str | Path, settings=None) -> RetrievalIndex:
     """The run's index (its `retrieval_index.npz`), built from its training split when missing.
 
     `settings` is the run's `config.RetrievalConfig` (`BUILD_SETTINGS`; see `RetrievalIndex.build`).
-    An index saved under other settings, or before they existed, is rebuilt from `data/train.jsonl`,
+    An index saved under other settings, or before they existed, or damaged, is rebuilt from `data/train.jsonl`,
     the split the run trained on, so no validation example is ever indexed and every reply path
     searches the index the settings describe.
     """
@@ -414,10 +416,17 @@ def run_index(run_dir: str | Path, settings=None) -> RetrievalIndex:
     run = RunDirectory(run_dir)
     path, train_split = run.retrieval_index, run.train_split
     if path.exists():
-        index = RetrievalIndex.load(path)
-        if index.built_with == settings_of(settings) \
-                or not train_split.exists():
-            return index
+        try:
+            index = RetrievalIndex.load(path)
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as error:  # Truncated, empty, foreign.
+            if not train_split.exists():
+                raise DamagedFile(f"{path} is damaged ({damage_of(error)}) and {train_split.relative_to(run.root)} "
+                                  "is missing to rebuild it from") from error
+            print(f"{path} is damaged ({damage_of(error)}); rebuilding it from "
+                  f"{train_split.relative_to(run.root)}, the split the run trained on", file=sys.stderr)
+        else:
+            if index.built_with == settings_of(settings) or not train_split.exists():
+                return index
     elif not train_split.exists():
         raise RunNotFound(f"{run} has no {path.name} and no {train_split.relative_to(run.root)} to build it from")
     character = run_character(run_dir)

@@ -19,11 +19,13 @@ import keras
 import tensorflow as tf
 
 from config import Config, load_config
-from errors import UserError
+from errors import DiskFull, UserError, damage_of, is_no_space
 from run_directory import RunDirectory
+from run_lock import holding
 from data_pipeline.dataset import make_dataset, padding_stats
 from data_pipeline.character import load_character
 from data_pipeline.loading import prepare_data, run_context_turns
+from model.checkpoints import AtomicModelCheckpoint, resume_point
 from model.callbacks import ResumeMonitors, SampleReplies, Throughput, ema_swaps, read_history, truncate_history
 from model.speed_probe import MachineSpeed
 from model.distribution import distribute_dataset_options, make_strategy, worker_run_dir
@@ -105,14 +107,13 @@ def compile_model(model, config: Config, steps_per_epoch: int | None = None) -> 
     )
 
 
-def prepare_new_or_resumed(config: Config, run_dir: Path):
-    """Check or save the configuration, then read and split the data; a new run dir that fails here is removed.
+def prepare_new_or_resumed(config: Config, run_dir: Path, created: bool):
+    """Check or save the configuration, then read and split the data; a new (`created`) run dir that fails
+    here is removed.
 
     So a missing or unusable data file leaves nothing behind, and the corrected command
     starts afresh instead of meeting a saved configuration it differs from.
     """
-    created = not run_dir.exists()
-    run_dir.mkdir(parents=True, exist_ok=True)
     try:
         check_or_save_config(config, run_dir)
         return prepare_data(config.data, run_dir)
@@ -130,12 +131,19 @@ def train(config: Config, run_dir: str | Path, replies_for=None) -> dict:
     `train.py` passes `serving.replies.TrainingReplies`, the served reply path, which
     this layer does not import. None: no sample replies.
     """
-    strategy = make_strategy(config.train.strategy)
     run = RunDirectory(worker_run_dir(Path(run_dir)))  # Non-chief workers write a private copy.
     if run.metrics.exists():
         print(f"{run} is a finished run ({run.metrics.name} exists); nothing to train. Use a new --run-dir.")
         return json.loads(run.metrics.read_text(encoding="utf-8"))
-    data = prepare_new_or_resumed(config, run.root)
+    created = not run.root.exists()
+    run.root.mkdir(parents=True, exist_ok=True)
+    with holding(run.lock):  # One train.py per run directory.
+        return _train(config, run, created, replies_for)
+
+
+def _train(config: Config, run: RunDirectory, created: bool, replies_for) -> dict:
+    strategy = make_strategy(config.train.strategy)
+    data = prepare_new_or_resumed(config, run.root, created)
     keras.utils.set_random_seed(config.train.seed)
     train_ds, validation_ds = make_pipelines(config, data)
     train_ds = distribute_dataset_options(train_ds, strategy)
@@ -155,13 +163,20 @@ def train(config: Config, run_dir: str | Path, replies_for=None) -> dict:
     index = build_run_index(config, data.train, run)  # Before training: the sample replies retrieve.
     replies = sample_replier(replies_for, model, config, data, run)
 
-    epochs_done = _epochs_in_backup(run.backup)
+    with strategy.scope():  # Checks what a resume loads (the optimizer is built as BackupAndRestore builds it).
+        epochs_done = resume_point(model, run)
     history = truncate_history(run.history, epochs_done)
     if epochs_done:
         print(f"Resuming {run} after epoch {epochs_done} (of at most {config.train.epochs}).")
     callbacks = make_callbacks(config, run, history, train_padding.real_tokens, replies)
     started = time.perf_counter()
-    model.fit(train_ds, validation_data=validation_ds, epochs=config.train.epochs, callbacks=callbacks, verbose=2)
+    try:
+        model.fit(train_ds, validation_data=validation_ds, epochs=config.train.epochs, callbacks=callbacks, verbose=2)
+    except OSError as error:
+        if not is_no_space(error):
+            raise
+        raise DiskFull(f"no space left to write {run}'s checkpoints ({damage_of(error)}); the finished epochs' "
+                       "files are whole: free space and run the same command to resume") from error
     session_seconds = time.perf_counter() - started
     return finish_run(model, config, data, validation_ds, run, session_seconds, train_padding, precision, index,
                       replies)
@@ -196,8 +211,8 @@ def make_pipelines(config: Config, data):
 def make_callbacks(config: Config, run: RunDirectory, history: list[dict], tokens_per_epoch: int, replies) -> list:
     run.checkpoints.mkdir(exist_ok=True)
     monitor = config.train.monitor
-    checkpoint = keras.callbacks.ModelCheckpoint(
-        str(run.best_weights), monitor=monitor, mode="min", save_best_only=True,
+    checkpoint = AtomicModelCheckpoint(
+        run.best_weights, monitor=monitor, mode="min", save_best_only=True,
         save_weights_only=True,
     )
     early_stopping = keras.callbacks.EarlyStopping(
@@ -222,17 +237,6 @@ def make_callbacks(config: Config, run: RunDirectory, history: list[dict], token
         *ema_out,
         keras.callbacks.BackupAndRestore(str(run.backup), double_checkpoint=True),
     ]
-
-
-def _epochs_in_backup(backup_dir: Path) -> int:
-    for name in ("training_metadata.json", "training_metadata.json.bkp"):
-        path = backup_dir / name
-        if path.exists():
-            try:
-                return int(json.loads(path.read_text())["epoch"])
-            except (ValueError, KeyError):
-                continue
-    return 0
 
 
 def _nll_per_character(perplexity: float, validation_ds, examples) -> float:

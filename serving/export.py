@@ -28,17 +28,23 @@ from tensorflow.core.protobuf import saved_model_pb2
 from tensorflow_serving.apis import predict_pb2, prediction_log_pb2
 
 from config import Config
+from errors import UserError, damage_of, is_no_space
 from run_directory import ExportVersion, RunDirectory, versions
 from serving.client import chat_arrays
 from data_pipeline.loading import run_context_turns, run_character, run_persona
 from model.retrieval import run_index
 from serving.signatures import CHAT_SPECS, TEXT_SPEC, ServingFunctions
 
+STAGING_PREFIX = ".staging-"  # A version being written: hidden, not an integer, so no server loads it.
 SERVING_DEFAULT = "serving_default"
 CHAT_SIGNATURE = "chat"
 RETRIEVE_SIGNATURE = "retrieve"
 CHARACTER_SIGNATURE = "character"
 SETTINGS_SIGNATURE = "settings"
+
+
+class ExportFailed(UserError):
+    """The export could not be written (its disk is full, or a limit or permission stopped it)."""
 
 
 def graph_op_types(saved_model_dir: Path) -> set[str]:
@@ -53,31 +59,67 @@ def graph_op_types(saved_model_dir: Path) -> set[str]:
     return types
 
 
+def model_folder_name(config: Config, run_dir: str | Path | None) -> str:
+    """Where under the base path a run's versions go: `export.name`, else the run directory's name."""
+    return config.export.name or (Path(run_dir).resolve().name if run_dir is not None else "chatbot")
+
+
 def export_model(model, tokenizer, config: Config, run_dir: Path | None = None,
                  base_dir: str | Path | None = None) -> Path:
-    """Write the next version of `config.export.name`; returns its final directory."""
-    model_dir = Path(base_dir or config.export.base_dir) / config.export.name
+    """Write the next version under `<base_dir>/<model_folder_name>`; returns its final directory."""
+    model_dir = Path(base_dir or config.export.base_dir) / model_folder_name(config, run_dir)
     model_dir.mkdir(parents=True, exist_ok=True)
-    staging = model_dir / f".staging-{os.getpid()}"
+    remove_abandoned_staging(model_dir)
+    staging = model_dir / f"{STAGING_PREFIX}{os.getpid()}"
     shutil.rmtree(staging, ignore_errors=True)
     try:
-        if run_dir is None:
-            persona, turns, index, character = "", config.data.context_turns, None, None
-        else:  # What the run's model was trained to see: its character, its number of earlier turns.
-            persona, turns = run_persona(run_dir, config.data), run_context_turns(run_dir, config.data.context_turns)
-            index = run_index(run_dir, config.retrieval) if config.retrieval.enabled else None
-            character = run_character(run_dir)
-        lines = (character.name, character.greeting) if character else None
-        write_saved_model(model, tokenizer, config, staging, persona=persona, context_turns=turns, index=index,
-                          character_lines=lines)
-        write_extras(staging, tokenizer, config, run_dir, with_retrieval=index is not None,
-                     with_character=character is not None)
-        xla_ops = sorted(op for op in graph_op_types(staging) if op.startswith("Xla"))
-        if xla_ops:
-            raise RuntimeError(f"the exported graph uses {xla_ops}, which TF Serving cannot run without XLA")
-        return publish(staging, model_dir)
+        return _write_and_publish(model, tokenizer, config, run_dir, staging, model_dir)
+    except UserError:
+        raise
+    except (OSError, tf.errors.OpError) as error:  # A full disk, a file-size limit, a read-only folder.
+        if isinstance(error, tf.errors.OpError) and not is_no_space(error):
+            raise  # A graph that cannot be built is a bug, not the disk.
+        raise ExportFailed(f"could not write the export under {model_dir} ({damage_of(error)}); nothing was "
+                           "published and the versions there are as they were") from error
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def remove_abandoned_staging(model_dir: Path) -> None:
+    """Delete the staging folders of exports that were killed (their process is gone); servers never read them."""
+    for folder in model_dir.glob(f"{STAGING_PREFIX}*"):
+        pid = folder.name[len(STAGING_PREFIX):]
+        if pid.isdigit() and not _process_exists(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _process_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _write_and_publish(model, tokenizer, config: Config, run_dir, staging: Path, model_dir: Path) -> Path:
+    """Write the version in `staging`, check it, and rename it into place."""
+    if run_dir is None:
+        persona, turns, index, character = "", config.data.context_turns, None, None
+    else:  # What the run's model was trained to see: its character, its number of earlier turns.
+        persona, turns = run_persona(run_dir, config.data), run_context_turns(run_dir, config.data.context_turns)
+        index = run_index(run_dir, config.retrieval) if config.retrieval.enabled else None
+        character = run_character(run_dir)
+    lines = (character.name, character.greeting) if character else None
+    write_saved_model(model, tokenizer, config, staging, persona=persona, context_turns=turns, index=index,
+                      character_lines=lines)
+    write_extras(staging, tokenizer, config, run_dir, with_retrieval=index is not None,
+                 with_character=character is not None)
+    xla_ops = sorted(op for op in graph_op_types(staging) if op.startswith("Xla"))
+    if xla_ops:
+        raise RuntimeError(f"the exported graph uses {xla_ops}, which TF Serving cannot run without XLA")
+    return publish(staging, model_dir)
 
 
 def write_saved_model(model, tokenizer, config: Config, path: Path, stop_at_end: bool = True,

@@ -180,11 +180,11 @@ def write_bytes(tmp_path: Path, name: str, data: bytes) -> Path:
 
 @pytest.fixture(scope="session")
 def exported(real_run, tmp_path_factory):
-    """The tiny real run exported by `export.py`, as a user exports: (model base path, version 1 directory,
-    the command's standard output)."""
+    """The tiny real run exported by `export.py` into a served folder (`--name chatbot`), as a user publishes:
+    (model base path, version 1 directory, the command's standard output)."""
     def export(directory: Path):
         process = subprocess.run([sys.executable, str(ROOT / "export.py"), "--run-dir", str(real_run[0]),
-                                  "--base-dir", str(directory / "saved_models")], capture_output=True, text=True,
+                                  "--base-dir", str(directory / "saved_models"), "--name", "chatbot"], capture_output=True, text=True,
                                  timeout=600)
         assert process.returncode == 0, process.stderr[-3000:]
         (directory / "stdout.txt").write_text(process.stdout, encoding="utf-8")

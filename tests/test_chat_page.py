@@ -95,6 +95,40 @@ def test_the_page_shows_the_character_greeting_and_version(page):
         assert page.evaluate(f"document.getElementById('{control}').labels.length") == 1, control
 
 
+def test_a_message_sent_before_the_page_is_ready_is_held_and_sent_once(browser, served):
+    """Enter pressed while the page still waits for the export's settings: held, said so, then sent."""
+    context = browser.new_context(locale="ko-KR")
+    page = context.new_page()
+    held = []
+
+    def hold_the_settings_call(route):
+        if '"settings"' in (route.request.post_data or ""):
+            held.append(route)
+        else:
+            route.continue_()
+
+    page.route("**/v1/models/**", hold_the_settings_call)
+    try:
+        page.goto(served[0] + "/")
+        page.wait_for_function("window.chatPage !== undefined")
+        for _ in range(600):
+            if held:
+                break
+            page.wait_for_timeout(50)
+        assert held, "the page never asked for the export's settings"
+        page.fill("#input", "안녕 하루야")
+        page.press("#input", "Enter")
+        assert not page.evaluate("window.chatPage.state.loaded")
+        assert "준비되면 바로 보낼게요" in page.inner_text("#status") and page.input_value("#input") == "안녕 하루야"
+        held[0].continue_()
+        wait_for_bubbles(page, 3)
+        speakers = [speaker for speaker, _ in bubbles(page)]
+        assert speakers == ["bot", "user", "bot"] and bubbles(page)[1] == ["user", "안녕 하루야"]
+        assert page.inner_text("#status") == "" and page.input_value("#input") == ""
+    finally:
+        context.close()
+
+
 def test_the_controls_start_at_the_exports_decoding_defaults(page):
     served = DecodingSettings()  # The test export keeps the default export settings.
     shown = {control: page.input_value(f"#{control}") for control in ("strategy", "temperature", "top_k", "top_p",

@@ -52,7 +52,7 @@ BAD_VALUES = [
     ("train", "learning_rate_decay", "cosine"),
     ("train", "monitor", "accuracy"), ("train", "strategy", "tpu"), ("train", "mixed_precision", "fp8"),
     ("train", "shuffle_buffer", 0),
-    ("export", "name", "a/b"), ("export", "name", ""), ("export", "max_reply_length", 0), ("export", "num_beams", 0),
+    ("export", "name", "a/b"), ("export", "name", " chatbot"), ("export", "name", ".."), ("export", "max_reply_length", 0), ("export", "num_beams", 0),
     ("export", "length_penalty", -1.0), ("export", "no_repeat_ngram_size", -1),
     ("retrieval", "threshold", 1.5), ("retrieval", "max_key_share", 0.0), ("retrieval", "identity_shadow", 0.0), ("selector", "retrieved", 0),
     ("selector", "similarity", float("nan")), ("selector", "samples", -1), ("selector", "sample_top_p", 0.0),

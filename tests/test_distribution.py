@@ -76,7 +76,7 @@ def test_two_workers_train_to_identical_weights(tmp_path, chatbot_csv):
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["validation_loss"] < 10
     # Only the chief exports.
-    assert (tmp_path / "saved_models" / "chatbot" / "1").exists() and not (tmp_path / "saved_models" / "chatbot" / "2").exists()
+    assert (tmp_path / "saved_models" / "run" / "1").exists() and not (tmp_path / "saved_models" / "run" / "2").exists()
 
 
 def test_mixed_bfloat16_trains_with_float32_logits_and_loss():

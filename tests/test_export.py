@@ -2,9 +2,12 @@
 reload with the same replies, and a graph TF Serving can run (no Xla*, only bundled ops)."""
 
 import json
+import os
+import resource
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -250,3 +253,36 @@ def test_chat_keeps_the_name_the_user_gave(reloaded):
     ])
     assert "민지" in greeted and "민지" in told and "민지" not in asked
     assert chat(reloaded, [["내 이름은 민지야", "반가워요", "배고파"]])[0] == chat(reloaded, [["배고파"]])[0]
+
+
+def run_export(run_dir, base, *, file_size_limit=None, name="chatbot"):
+    """export.py as a user runs it; `file_size_limit` (bytes) makes every file write beyond it fail, as a full disk."""
+    def limit():
+        resource.setrlimit(resource.RLIMIT_FSIZE, (file_size_limit, file_size_limit))
+
+    return subprocess.Popen([sys.executable, str(ROOT / "export.py"), "--run-dir", str(run_dir), "--base-dir", str(base),
+                             "--name", name], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=limit if file_size_limit else None,
+                            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+
+
+@pytest.mark.slow
+def test_a_kill_or_a_full_disk_never_publishes_a_half_version(real_run, tmp_path):
+    base = tmp_path / "models"
+    killed = run_export(real_run[0], base)
+    deadline = time.time() + 300
+    while time.time() < deadline and killed.poll() is None and not list(base.glob("chatbot/.staging-*/*")):
+        time.sleep(0.02)
+    killed.kill()  # While the version is being written.
+    killed.communicate()
+    assert list((base / "chatbot").glob(".staging-*")), "the export ended before it could be killed"
+    assert versions(base / "chatbot") == []  # Only a hidden staging folder, which no server reads.
+
+    full = run_export(real_run[0], base, file_size_limit=64 * 1024)
+    _, errors = full.communicate(timeout=600)
+    assert full.returncode == 1 and "Traceback" not in errors, errors[-3000:]
+    assert errors.strip().splitlines()[-1].startswith(f"export.py: could not write the export under {base / 'chatbot'} (")
+    assert "nothing was published" in errors
+    # Nothing left: no version, and neither the killed export's staging folder nor its own. The next export
+    # starts from what a first one finds (test_export_cli: it succeeds).
+    assert os.listdir(base / "chatbot") == []

@@ -14,7 +14,9 @@
   const base = `${api}/v1/models/${encodeURIComponent(model)}`;
   const MAX_TURNS = 16;  // The latest turns sent (the model keeps what it was trained to see).
   const $ = (id) => document.getElementById(id);
-  const state = { history: [], sending: false, title: "챗봇", greeting: "", composing: false, loaded: false };
+  // `pending`: a message sent before the page finished loading (its controls not yet filled): held, and
+  // sent as soon as they are, never dropped.
+  const state = { history: [], sending: false, title: "챗봇", greeting: "", composing: false, loaded: false, pending: false };
 
   async function call(path, body) {
     const options = body === undefined ? {} :
@@ -75,6 +77,11 @@
     const input = $("input");
     const text = input.value.trim();
     if (!text || state.sending) return;
+    if (!state.loaded) {
+      state.pending = true;
+      setStatus("준비하는 중이에요. 준비되면 바로 보낼게요.");
+      return;
+    }
     let request;
     try {
       request = controls();
@@ -150,6 +157,10 @@
       setStatus(error.message, true);
     } finally {
       state.loaded = true;
+    }
+    if (state.pending) {
+      state.pending = false;
+      await send();
     }
   }
 
