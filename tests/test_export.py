@@ -204,6 +204,23 @@ def test_versions_are_published_atomically_and_increase(tmp_path):
     assert versions(model_dir) == [1, 2]
 
 
+def test_exporters_publishing_at_once_get_distinct_whole_versions(tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    model_dir = tmp_path / "chatbot"
+    model_dir.mkdir()
+    stagings = []
+    for i in range(8):  # Eight exports finishing at the same moment, as two export.py runs on one base path.
+        staging = model_dir / f".staging-{i}"
+        staging.mkdir()
+        (staging / "saved_model.pb").write_bytes(bytes([i]))
+        stagings.append(staging)
+    with ThreadPoolExecutor(8) as pool:
+        targets = list(pool.map(lambda staging: publish(staging, model_dir), stagings))
+    assert sorted(int(t.name) for t in targets) == list(range(1, 9)) and versions(model_dir) == list(range(1, 9))
+    assert sorted((t / "saved_model.pb").read_bytes() for t in targets) == [bytes([i]) for i in range(8)]
+
+
 def test_export_cli(exported, tmp_path):
     _, version_dir, output = exported  # The fixture ran `export.py --run-dir RUN --base-dir DIR`.
     assert output.strip().splitlines()[-1] == str(version_dir)

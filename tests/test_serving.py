@@ -267,10 +267,16 @@ def wait_for_state(client, version: str, state: str, seconds: float = 180):
 
 
 def test_new_versions_are_picked_up_mid_traffic_and_a_broken_one_is_reported(server, rest, grpc_client):
-    _, url, _, base, output = server
-    failures, done, stop = [], [0], threading.Event()
+    """REST and gRPC clients keep asking while version 2 is published, then two broken ones (a graph that
+    is not a SavedModel, a SavedModel without its variables): no request fails, every gRPC reply names a
+    whole version (1, then 2), the broken ones are reported as TF Serving reports them and 2 keeps serving."""
+    import tensorflow as tf
+    from tensorflow_serving.apis import predict_pb2
 
-    def traffic():
+    _, url, grpc_target, base, output = server
+    failures, done, seen, stop = [], [0], set(), threading.Event()
+
+    def rest_traffic():
         client = RestClient(url)
         while not stop.is_set():
             try:
@@ -279,7 +285,20 @@ def test_new_versions_are_picked_up_mid_traffic_and_a_broken_one_is_reported(ser
             except Exception as error:  # Counted, never raised in the thread.
                 failures.append(repr(error))
 
-    threads = [threading.Thread(target=traffic) for _ in range(4)]
+    def grpc_traffic():
+        client = GrpcClient(grpc_target, "chatbot")
+        request = predict_pb2.PredictRequest()
+        request.model_spec.name, request.model_spec.signature_name = "chatbot", "serving_default"
+        request.inputs["text"].CopyFrom(tf.make_tensor_proto(["오늘 뭐 해?"]))
+        while not stop.is_set():
+            try:
+                response = client.predictions.Predict(request, timeout=60)
+                seen.add(response.model_spec.version.value)
+                done[0] += 1
+            except Exception as error:
+                failures.append(repr(error))
+
+    threads = [threading.Thread(target=t) for t in (rest_traffic, rest_traffic, grpc_traffic, grpc_traffic)]
     for thread in threads:
         thread.start()
     try:
@@ -293,18 +312,26 @@ def test_new_versions_are_picked_up_mid_traffic_and_a_broken_one_is_reported(ser
         (broken / "saved_model.pb").write_bytes(b"not a SavedModel")
         broken.rename(base / "3")
         wait_for_state(rest, "3", "END")
+        no_variables = base / ".incoming-4"
+        shutil.copytree(base / "2", no_variables, ignore=shutil.ignore_patterns("variables"))
+        no_variables.rename(base / "4")
+        wait_for_state(rest, "4", "END")
+        time.sleep(0.5)  # Traffic after both failures.
     finally:
         stop.set()
         for thread in threads:
             thread.join()
     assert not failures and done[0] > 0, failures[:3]
+    assert seen == {1, 2}, seen  # Replies came from whole versions only.
     states = {s["version"]: s for s in rest.status()["model_version_status"]}
     assert states["1"]["state"] == "END" and states["2"]["state"] == "AVAILABLE"
-    assert states["3"]["state"] == "END" and states["3"]["status"]["error_message"], states["3"]
+    for version in ("3", "4"):
+        assert states[version]["state"] == "END" and states[version]["status"]["error_message"], states[version]
     assert len(grpc_client.reply(["안녕"])) == 1  # Version 2 still serves.
     response = grpc_client.predict({"text": ["안녕"]})
     assert response["reply"].shape == (1,)
-    assert any("version 3" in line and "failed to load" in line for line in output), "".join(output[-20:])
+    for version in (3, 4):
+        assert any(f"version {version}" in line and "failed to load" in line for line in output), "".join(output[-20:])
 
 
 def test_binds_localhost_unless_told():
