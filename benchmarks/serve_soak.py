@@ -4,7 +4,8 @@
     python -m benchmarks.serve_soak ... --minutes 2 --window-minutes 0.5      # a short run
 
 It starts `serve.py` on the export (free ports), then `--concurrency` client threads (half
-REST, half gRPC, each keeping one connection) send one validation question per request
+REST, half gRPC, each keeping one connection) send one validation question per request (the
+split shuffled once, so that every window sees the same mix)
 (`serving_default`) for `--minutes`. Every `--window-minutes` it prints the window's requests,
 errors, p50/p99 latency, and the server's resident memory and open file descriptors (read
 from /proc). At the end it checks the targets: no errors, resident memory at most 5% above
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import random
 import sys
 import threading
 import time
@@ -84,6 +86,9 @@ def main(argv=None) -> int:
     from run_directory import RunDirectory
 
     questions = [e.context for e in load_examples(RunDirectory(args.questions_from).validation_split)]
+    # Shuffled once: the split lists short single questions before long multi-turn contexts, and every
+    # window must see the same mix for its latency to compare with the first's.
+    random.Random(0).shuffle(questions)
     process, rest, grpc = start_server(args.model_base_path, args.serve_args.split())
     window_seconds = args.window_minutes * 60
     windows = [Window() for _ in range(max(1, round(args.minutes / args.window_minutes)))]
