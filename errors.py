@@ -3,7 +3,8 @@
 A missing or bad file, a bad setting, an unknown run or no export is a `UserError`
 (`DataError`, `ConfigError`, `RunConfigMismatch`, ...): `train.py`, `export.py`,
 `evaluate.py`, `chat.py` and `serve.py` print it as one line naming what is wrong and
-exit with its `exit_code`, never a traceback. Anything else is a bug and keeps its traceback.
+exit with its `exit_code`, never a traceback. A write that runs out of space is one line too
+(`DiskFull`, or any `OSError` that says so). Anything else is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
@@ -59,3 +60,10 @@ def run_command(name: str, main, argv=None) -> int:
     except UserError as error:
         print(f"{name}: {error}", file=sys.stderr)
         return error.exit_code
+    except OSError as error:  # A full disk anywhere (data, logs, checkpoints) is the user's to fix, not a bug.
+        if not is_no_space(error):
+            raise
+        where = f" writing {error.filename}" if getattr(error, "filename", None) else ""
+        print(f"{name}: no space left on the disk{where} ({damage_of(error)}); free space and run it again",
+              file=sys.stderr)
+        return DiskFull.exit_code
